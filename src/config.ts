@@ -1,0 +1,174 @@
+import type { Server } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { ConfigError } from './errors.js';
+import type { Fetcher } from './fetchers/fetcher.js';
+import type { Logger } from './logger.js';
+
+/**
+ * A listener as a worker receives it: pass it to `server.listen()`. Under a master it is the
+ * inherited file descriptor; in-process (`state.enabled === false`) it is the address itself.
+ */
+export type ListenerHandle = { fd: number } | { port: number; host?: string } | { path: string };
+
+/** What `program` receives. */
+export interface State {
+  /** False when the program runs in-process without a master (see `required`). */
+  readonly enabled: boolean;
+  /** Hex SHA-256 of the running build. */
+  readonly id: string;
+  /** When this worker started. */
+  readonly startedAt: Date;
+  /** The first listener; throws if no address is configured. */
+  readonly listener: ListenerHandle;
+  /** One listener per configured address, in address order. */
+  readonly listeners: readonly ListenerHandle[];
+  /** The first address as bound, with the port the OS chose when `0` was asked for. */
+  readonly address: string;
+  /** Every address as bound, in order. */
+  readonly addresses: readonly string[];
+  /** Aborted when the master asks this worker to stop. */
+  readonly gracefulShutdown: AbortSignal;
+  /** Path of the running build (the entry script). */
+  readonly binPath: string;
+  /** Generation number: 1 for the first, +1 on each restart. */
+  readonly generation: number;
+  /**
+   * Listens on `listeners[index]` and registers the server to be drained when this worker is
+   * asked to stop. Resolves once the server is listening.
+   */
+  serve(server: Server, index?: number): Promise<void>;
+  /** Tells the master this worker is ready before `program` returns. */
+  ready(): void;
+}
+
+/** The user's server: runs in every worker. Ready when it resolves or calls `state.ready()`. */
+export type Program = (state: State) => unknown;
+
+/** Options of `run()`. Only `program` is required. */
+export interface Config {
+  program: Program;
+  /** One address: `':3000'`, `'127.0.0.1:3000'`, `'[::1]:3000'`, `'unix:/path'`; port 0 picks one. */
+  address?: string | number;
+  /** Several addresses; listeners are handed over in this order. */
+  addresses?: ReadonlyArray<string | number>;
+  /** Where new builds come from. */
+  fetcher?: Fetcher;
+  /** Signal that triggers a graceful restart. Default `'SIGUSR2'`. */
+  restartSignal?: NodeJS.Signals;
+  /** Milliseconds an old worker may drain before it is killed. Default 30000. */
+  terminateTimeout?: number;
+  /** Milliseconds a new worker may take to become ready before the restart is abandoned. Default 30000. */
+  readyTimeout?: number;
+  /** Smallest gap between two fetches, in milliseconds. Default 1000. */
+  minFetchInterval?: number;
+  /** Runs on a fetched build before it is installed; throwing cancels the upgrade. */
+  preUpgrade?: (tempPath: string) => unknown;
+  /** Workers per generation: a number, or `'auto'` for one per CPU. Default 1. */
+  workers?: number | 'auto';
+  /** Fail instead of running in-process where the platform cannot supervise. Default false. */
+  required?: boolean;
+  /** Treat the restart signal as a graceful shutdown instead. */
+  noRestart?: boolean;
+  /** Install fetched builds but do not restart onto them. */
+  noRestartAfterFetch?: boolean;
+  /** A pino-compatible logger. Default: pino to stderr. */
+  logger?: Logger;
+  /** Log at debug level. */
+  debug?: boolean;
+  /** A minisign public key every fetched build must be signed with. */
+  publicKey?: string;
+  /** Old generations allowed to drain at once; past it the oldest is killed. Default 3. */
+  maxDrainingGenerations?: number;
+}
+
+/** `Config` with every default applied and every value checked. */
+export interface ResolvedConfig {
+  program: Program;
+  addresses: string[];
+  fetcher: Fetcher | undefined;
+  restartSignal: NodeJS.Signals;
+  terminateTimeout: number;
+  readyTimeout: number;
+  minFetchInterval: number;
+  preUpgrade: ((tempPath: string) => unknown) | undefined;
+  workers: number;
+  required: boolean;
+  noRestart: boolean;
+  noRestartAfterFetch: boolean;
+  logger: Logger | undefined;
+  debug: boolean;
+  publicKey: string | undefined;
+  maxDrainingGenerations: number;
+}
+
+const SIGNALS_NOT_FOR_RESTART = new Set(['SIGKILL', 'SIGSTOP', 'SIGTERM', 'SIGINT', 'SIGUSR1']);
+
+function milliseconds(name: string, value: unknown, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new ConfigError(`${name} must be a number of milliseconds >= ${min}, got ${JSON.stringify(value)}`);
+  }
+  return Math.round(value);
+}
+
+function resolveWorkers(value: Config['workers']): number {
+  if (value === undefined) return 1;
+  if (value === 'auto') return Math.max(1, availableParallelism());
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new ConfigError(`workers must be a whole number >= 1 or 'auto', got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function resolveAddresses(config: Config): string[] {
+  if (config.address !== undefined && config.addresses !== undefined) {
+    throw new ConfigError('give either address or addresses, not both: put every address in addresses');
+  }
+  const list = config.addresses ?? (config.address === undefined ? [] : [config.address]);
+  if (!Array.isArray(list)) {
+    throw new ConfigError(`addresses must be an array of strings such as [':3000'], got ${JSON.stringify(list)}`);
+  }
+  return list.map((entry) => (typeof entry === 'number' ? `:${entry}` : String(entry)));
+}
+
+/** Checks a user's config and fills in defaults. Throws `ConfigError` naming the bad option. */
+export function resolveConfig(config: Config): ResolvedConfig {
+  if (config === null || typeof config !== 'object') {
+    throw new ConfigError('run() takes an options object: run({ program, address })');
+  }
+  if (typeof config.program !== 'function') {
+    throw new ConfigError('program is required: run({ program: async (state) => { ... } })');
+  }
+  const restartSignal = config.restartSignal ?? 'SIGUSR2';
+  if (typeof restartSignal !== 'string' || !restartSignal.startsWith('SIG') || SIGNALS_NOT_FOR_RESTART.has(restartSignal)) {
+    throw new ConfigError(
+      `restartSignal ${JSON.stringify(restartSignal)} cannot be used: choose a signal such as 'SIGUSR2' or 'SIGHUP' ` +
+        '(SIGTERM and SIGINT stop the master, SIGUSR1 belongs to the Node.js debugger)',
+    );
+  }
+  const maxDrainingGenerations = config.maxDrainingGenerations ?? 3;
+  if (!Number.isInteger(maxDrainingGenerations) || maxDrainingGenerations < 1) {
+    throw new ConfigError(`maxDrainingGenerations must be a whole number >= 1, got ${JSON.stringify(maxDrainingGenerations)}`);
+  }
+  if (config.logger !== undefined && (typeof config.logger !== 'object' || typeof config.logger.info !== 'function')) {
+    throw new ConfigError('logger must be a pino-compatible logger (an object with info, warn, error, debug and child)');
+  }
+  return {
+    program: config.program,
+    addresses: resolveAddresses(config),
+    fetcher: config.fetcher,
+    restartSignal,
+    terminateTimeout: milliseconds('terminateTimeout', config.terminateTimeout, 30_000),
+    readyTimeout: milliseconds('readyTimeout', config.readyTimeout, 30_000),
+    minFetchInterval: milliseconds('minFetchInterval', config.minFetchInterval, 1_000, 0),
+    preUpgrade: config.preUpgrade,
+    workers: resolveWorkers(config.workers),
+    required: config.required ?? false,
+    noRestart: config.noRestart ?? false,
+    noRestartAfterFetch: config.noRestartAfterFetch ?? false,
+    logger: config.logger,
+    debug: config.debug ?? false,
+    publicKey: config.publicKey,
+    maxDrainingGenerations,
+  };
+}

@@ -1,0 +1,1 @@
+export type { Fetcher, FetcherContext, FetchedBuild, BuildInfo } from './fetcher.js';

@@ -1,0 +1,17 @@
+export { run, restart } from './run.js';
+export type { Config, State, Program, ListenerHandle } from './config.js';
+export type { Logger } from './logger.js';
+export type { RestartOutcome } from './master/generation.js';
+export type { Fetcher, FetcherContext, FetchedBuild, BuildInfo } from './fetchers/fetcher.js';
+export {
+  OverseerError,
+  ConfigError,
+  AddressError,
+  BindError,
+  NodeInternalsError,
+  NotSupervisedError,
+  UnsupportedPlatformError,
+  NoListenerError,
+  type OverseerErrorCode,
+} from './errors.js';
+export { parseAddress, formatAddress, type ParsedAddress } from './master/addresses.js';

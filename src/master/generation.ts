@@ -1,0 +1,63 @@
+import type { WorkerProcess } from './worker-process.js';
+
+/** The workers started together by one start or restart. */
+export class Generation {
+  readonly workers = new Set<WorkerProcess>();
+
+  constructor(
+    readonly number: number,
+    readonly buildId: string,
+  ) {}
+
+  get size(): number {
+    return this.workers.size;
+  }
+}
+
+export type RestartOutcome =
+  | { ok: true; generation: number; buildId: string; durationMs: number }
+  | { ok: false; generation: number | undefined; reason: string };
+
+/**
+ * Waits until every worker of a new generation is ready. Fails as soon as one exits first, when
+ * `timeoutMs` passes, or when `cancel` aborts, with a reason a person can act on.
+ */
+export function awaitGenerationReady(
+  generation: Generation,
+  timeoutMs: number,
+  cancel: AbortSignal,
+): Promise<{ ok: true } | { ok: false; reason: string }> {
+  return new Promise((resolve) => {
+    const workers = [...generation.workers];
+    let pending = workers.filter((worker) => worker.phase !== 'ready').length;
+    const cleanups: Array<() => void> = [];
+    const finish = (result: { ok: true } | { ok: false; reason: string }) => {
+      for (const cleanup of cleanups) cleanup();
+      resolve(result);
+    };
+    if (pending === 0) return finish({ ok: true });
+    const timer = setTimeout(
+      () => finish({ ok: false, reason: `new generation ${generation.number} was not ready within readyTimeout (${timeoutMs} ms)` }),
+      timeoutMs,
+    );
+    cleanups.push(() => clearTimeout(timer));
+    const onAbort = () => finish({ ok: false, reason: 'the master is shutting down' });
+    cancel.addEventListener('abort', onAbort, { once: true });
+    cleanups.push(() => cancel.removeEventListener('abort', onAbort));
+    for (const worker of workers) {
+      const onReady = () => {
+        pending -= 1;
+        if (pending === 0) finish({ ok: true });
+      };
+      const onExit = () => {
+        finish({ ok: false, reason: `new worker ${worker.pid} of generation ${generation.number} ${worker.describeExit()} before it was ready` });
+      };
+      worker.once('ready', onReady);
+      worker.once('exit', onExit);
+      cleanups.push(() => {
+        worker.off('ready', onReady);
+        worker.off('exit', onExit);
+      });
+    }
+  });
+}

@@ -1,0 +1,272 @@
+import type { ResolvedConfig } from '../config.js';
+import { describeError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { ENV } from '../protocol.js';
+import { CrashBackoff } from './backoff.js';
+import { hashFile } from './build-id.js';
+import { awaitGenerationReady, Generation, type RestartOutcome } from './generation.js';
+import { bindAll, unlinkUnixSockets, type BoundListener } from './listeners.js';
+import { assertMasterInternals } from './node-internals.js';
+import { installMasterSignals } from './signals.js';
+import { WorkerProcess } from './worker-process.js';
+
+/** How to start the entry script again as a worker. */
+export interface Entry {
+  binPath: string;
+  execPath: string;
+  execArgv: readonly string[];
+  args: readonly string[];
+}
+
+/** Inspector flags would make every worker fight over the master's debug port. */
+function workerExecArgv(execArgv: readonly string[]): string[] {
+  return execArgv.filter((flag) => !/^--(inspect|inspect-brk|inspect-wait|inspect-port|debug-port)(=|$)/.test(flag));
+}
+
+/**
+ * The long-lived process: owns the listening sockets, runs generations of workers on them,
+ * replaces crashed workers, and hands over from one generation to the next without a gap.
+ */
+export class Master {
+  private listeners: BoundListener[] = [];
+  private current: Generation | undefined;
+  private starting: Generation | undefined;
+  private readonly draining: Generation[] = [];
+  private nextGeneration = 1;
+  private restartRun: Promise<RestartOutcome> | undefined;
+  private restartQueued: Promise<RestartOutcome> | undefined;
+  private readonly shutdownController = new AbortController();
+  private readonly backoff = new CrashBackoff();
+  private readonly replacementTimers = new Set<NodeJS.Timeout>();
+  private removeSignalHandlers: (() => void) | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    log: Logger,
+    private readonly entry: Entry,
+    private readonly exit: (code: number) => void,
+  ) {
+    this.log = log;
+  }
+
+  /** Bound addresses, with the ports the OS chose. */
+  get addresses(): string[] {
+    return this.listeners.map((listener) => listener.address);
+  }
+
+  private get shuttingDown(): boolean {
+    return this.shutdownController.signal.aborted;
+  }
+
+  /** Installs signal handlers, binds every address, starts the first generation. */
+  async start(): Promise<void> {
+    this.removeSignalHandlers = installMasterSignals(this.config.restartSignal, {
+      restart: (signal) => {
+        if (this.config.noRestart) void this.shutdown(signal);
+        else void this.restart(`signal ${signal}`);
+      },
+      shutdown: (signal) => void this.shutdown(signal),
+      forward: (signal) => this.forward(signal),
+    });
+    process.once('exit', () => unlinkUnixSockets(this.listeners));
+    assertMasterInternals();
+    this.listeners = await bindAll(this.config.addresses);
+    for (const listener of this.listeners) this.log.info({ address: listener.address, fd: listener.fd }, 'bound');
+    const buildId = await hashFile(this.entry.binPath);
+    this.log.info(
+      { addresses: this.addresses, workers: this.config.workers, buildId, binPath: this.entry.binPath },
+      'master started',
+    );
+    if (this.shuttingDown) return;
+    const generation = new Generation(this.nextGeneration++, buildId);
+    this.current = generation;
+    for (let i = 0; i < this.config.workers; i++) this.spawnWorker(generation, buildId);
+  }
+
+  /**
+   * Starts a new generation, waits until all of it is ready, then drains the old one. A request
+   * during a restart is coalesced into at most one more restart after it.
+   */
+  restart(reason: string): Promise<RestartOutcome> {
+    if (this.shuttingDown) return Promise.resolve({ ok: false, generation: undefined, reason: 'the master is shutting down' });
+    if (this.restartRun === undefined) {
+      this.restartRun = this.performRestart(reason).finally(() => {
+        this.restartRun = undefined;
+      });
+      return this.restartRun;
+    }
+    if (this.restartQueued === undefined) {
+      this.log.info({ reason }, 'restart requested during a restart: one more will follow it');
+      this.restartQueued = this.restartRun.then(() => {
+        this.restartQueued = undefined;
+        return this.restart(reason);
+      });
+    } else {
+      this.log.debug({ reason }, 'restart request coalesced with the one already queued');
+    }
+    return this.restartQueued;
+  }
+
+  private async performRestart(reason: string): Promise<RestartOutcome> {
+    const began = Date.now();
+    let buildId: string;
+    try {
+      buildId = await hashFile(this.entry.binPath);
+    } catch (error) {
+      const why = `cannot read the build at ${this.entry.binPath}: ${describeError(error)}`;
+      this.log.error({ reason: why }, 'restart abandoned: old generation keeps serving');
+      return { ok: false, generation: undefined, reason: why };
+    }
+    const generation = new Generation(this.nextGeneration++, buildId);
+    this.log.info({ generation: generation.number, buildId, reason }, 'restart begun');
+    this.starting = generation;
+    for (let i = 0; i < this.config.workers; i++) this.spawnWorker(generation, buildId);
+    const result = await awaitGenerationReady(generation, this.config.readyTimeout, this.shutdownController.signal);
+    this.starting = undefined;
+    if (!result.ok) {
+      const workers = [...generation.workers];
+      for (const worker of workers) worker.kill();
+      await Promise.all(workers.map((worker) => worker.exited));
+      this.log.error({ generation: generation.number, buildId, reason: result.reason }, 'restart abandoned: old generation keeps serving');
+      return { ok: false, generation: generation.number, reason: result.reason };
+    }
+    const old = this.current;
+    this.current = generation;
+    if (old) this.drain(old);
+    const durationMs = Date.now() - began;
+    this.log.info({ generation: generation.number, buildId, durationMs, draining: this.draining.length }, 'restart done');
+    return { ok: true, generation: generation.number, buildId, durationMs };
+  }
+
+  private spawnWorker(generation: Generation, buildId: string): WorkerProcess {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      [ENV.worker]: '1',
+      [ENV.binId]: buildId,
+      [ENV.binPath]: this.entry.binPath,
+      [ENV.generation]: String(generation.number),
+      [ENV.addresses]: JSON.stringify(this.addresses),
+      [ENV.terminateTimeout]: String(this.config.terminateTimeout),
+      [ENV.listenFds]: String(this.listeners.length),
+      [ENV.listenFdNames]: this.listeners.map((listener) => listener.name).join(':'),
+    };
+    // A pid can only be named after fork; a LISTEN_PID inherited from our own activation would lie.
+    delete env[ENV.listenPid];
+    if (this.listeners.length === 0) {
+      delete env[ENV.listenFds];
+      delete env[ENV.listenFdNames];
+    }
+    const worker = new WorkerProcess(
+      {
+        command: this.entry.execPath,
+        args: [...workerExecArgv(this.entry.execArgv), this.entry.binPath, ...this.entry.args],
+        env,
+        listenerFds: this.listeners.map((listener) => listener.fd),
+        generation: generation.number,
+        buildId,
+      },
+      this.log,
+    );
+    generation.workers.add(worker);
+    worker.on('restart', () => void this.restart(`requested by worker ${worker.pid}`));
+    worker.once('exit', () => this.onWorkerExit(generation, worker));
+    return worker;
+  }
+
+  private onWorkerExit(generation: Generation, worker: WorkerProcess): void {
+    generation.workers.delete(worker);
+    const fields = {
+      workerPid: worker.pid,
+      generation: generation.number,
+      buildId: worker.buildId,
+      code: worker.exitInfo?.code,
+      signal: worker.exitInfo?.signal,
+    };
+    if (worker.stopRequested) {
+      this.log.info(fields, 'worker exited');
+      const index = this.draining.indexOf(generation);
+      if (index >= 0 && generation.size === 0) {
+        this.draining.splice(index, 1);
+        this.log.info({ generation: generation.number, draining: this.draining.length }, 'generation drained');
+      }
+      return;
+    }
+    if (generation === this.current && !this.shuttingDown) {
+      const delayMs = this.backoff.next(Date.now() - worker.startedAt);
+      this.log.error(
+        { ...fields, reason: worker.describeExit(), delayMs, consecutiveCrashes: this.backoff.crashes },
+        'worker exited unexpectedly: replacing it',
+      );
+      const timer = setTimeout(() => {
+        this.replacementTimers.delete(timer);
+        if (generation !== this.current || this.shuttingDown) return;
+        hashFile(this.entry.binPath).then(
+          (buildId) => {
+            if (generation === this.current && !this.shuttingDown) this.spawnWorker(generation, buildId);
+          },
+          (error) => this.log.error({ err: error }, 'cannot read the build to replace a crashed worker'),
+        );
+      }, delayMs);
+      this.replacementTimers.add(timer);
+      return;
+    }
+    // A worker of a generation being started: the restart reports it.
+    this.log.warn({ ...fields, reason: worker.describeExit() }, 'worker exited');
+  }
+
+  private drain(generation: Generation): void {
+    if (generation.size === 0) return;
+    this.draining.push(generation);
+    this.log.info(
+      { generation: generation.number, buildId: generation.buildId, workers: generation.size, draining: this.draining.length },
+      'drain begun',
+    );
+    for (const worker of generation.workers) void worker.stop(this.config.terminateTimeout);
+    while (this.draining.length > this.config.maxDrainingGenerations) {
+      const oldest = this.draining.shift()!;
+      this.log.warn(
+        { generation: oldest.number, workers: oldest.size, draining: this.draining.length, maxDrainingGenerations: this.config.maxDrainingGenerations },
+        'drain forced: too many generations draining, killing the oldest',
+      );
+      for (const worker of oldest.workers) worker.kill();
+    }
+  }
+
+  private liveWorkers(): WorkerProcess[] {
+    const generations = [this.current, this.starting, ...this.draining].filter((g): g is Generation => g !== undefined);
+    return generations.flatMap((generation) => [...generation.workers]);
+  }
+
+  private forward(signal: NodeJS.Signals): void {
+    const workers = this.liveWorkers();
+    this.log.info({ signal, workers: workers.length }, 'forwarding signal to workers');
+    for (const worker of workers) worker.signal(signal);
+  }
+
+  /** Drains every worker, closes the sockets (removing unix socket files) and exits 0. */
+  async shutdown(signal: NodeJS.Signals): Promise<void> {
+    if (this.shuttingDown) {
+      if (signal === 'SIGINT') {
+        this.log.warn('second SIGINT: exiting now');
+        for (const worker of this.liveWorkers()) worker.kill();
+        this.closeListeners();
+        this.exit(130);
+      }
+      return;
+    }
+    this.log.info({ signal }, 'shutdown begun: draining workers');
+    const workers = this.liveWorkers();
+    this.shutdownController.abort();
+    for (const timer of this.replacementTimers) clearTimeout(timer);
+    await Promise.all(workers.map((worker) => worker.stop(this.config.terminateTimeout)));
+    this.closeListeners();
+    this.removeSignalHandlers?.();
+    this.log.info({ signal }, 'shutdown done');
+    this.exit(0);
+  }
+
+  private closeListeners(): void {
+    for (const listener of this.listeners) listener.close();
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The only module that touches Node.js internals. Each use is feature-checked so that a Node
+ * release that moves them fails loudly at start-up with a clear message, not mid-restart.
+ */
+import net from 'node:net';
+import type { ServerResponse } from 'node:http';
+import { getSystemErrorName } from 'node:util';
+import { NodeInternalsError } from '../errors.js';
+
+/** A bound, not yet listening socket owned by the master. */
+export interface ServerHandle {
+  readonly fd: number;
+  close(callback?: () => void): void;
+  getsockname?(out: Record<string, unknown>): number;
+}
+
+type CreateServerHandle = (address: string | null, port: number, addressType: number) => ServerHandle | number;
+
+function createServerHandle(): CreateServerHandle {
+  const create = (net as unknown as { _createServerHandle?: unknown })._createServerHandle;
+  if (typeof create !== 'function') {
+    throw new NodeInternalsError(
+      `this Node.js ${process.version} has no net._createServerHandle, which overseer needs to own sockets without accepting on them: ` +
+        'run overseer on Node.js 20, 22 or 24, and report this Node version to the overseer project',
+    );
+  }
+  return create as CreateServerHandle;
+}
+
+/** Checks every internal this process will need, so a missing one fails before anything binds. */
+export function assertMasterInternals(): void {
+  createServerHandle();
+}
+
+function errnoError(code: number, syscall: string): NodeJS.ErrnoException {
+  const name = getSystemErrorName(code);
+  const error: NodeJS.ErrnoException = new Error(`${syscall} ${name}`);
+  error.code = name;
+  error.errno = code;
+  error.syscall = syscall;
+  return error;
+}
+
+function checked(result: ServerHandle | number, syscall: string): ServerHandle {
+  if (typeof result === 'number') throw errnoError(result, syscall);
+  if (typeof result.fd !== 'number' || result.fd < 0) {
+    result.close();
+    throw new NodeInternalsError('net._createServerHandle returned a handle without a file descriptor: this Node.js is not supported');
+  }
+  return result;
+}
+
+/** Binds a TCP socket without listening. `host` null binds every interface (IPv6 dual-stack, else IPv4). */
+export function bindTcp(host: string | null, port: number, family: 4 | 6): ServerHandle {
+  return checked(createServerHandle()(host, port, family), 'bind');
+}
+
+/** Binds a unix socket path without listening. Closing the handle unlinks the path. */
+export function bindPipe(path: string): ServerHandle {
+  return checked(createServerHandle()(path, -1, -1), 'bind');
+}
+
+/** The port a TCP handle is bound to. */
+export function boundPort(handle: ServerHandle): number {
+  const out: Record<string, unknown> = {};
+  const error = handle.getsockname?.(out);
+  if (error || typeof out.port !== 'number') throw errnoError(typeof error === 'number' ? error : -22, 'getsockname');
+  return out.port;
+}
+
+type HttpSocket = net.Socket & { _httpMessage?: ServerResponse | null; parser?: unknown };
+
+/** The response a server socket is writing now, if any (Node sets it while a request is in flight). */
+export function responseInFlight(socket: net.Socket): ServerResponse | null {
+  return (socket as HttpSocket)._httpMessage ?? null;
+}
+
+/**
+ * Whether Node's HTTP parser still owns this socket. After an `upgrade` (WebSocket, ...) the
+ * socket belongs to the application, and only the application may decide when it closes.
+ */
+export function isHttpParsed(socket: net.Socket): boolean {
+  const parser = (socket as HttpSocket).parser;
+  return parser !== null && parser !== undefined;
+}

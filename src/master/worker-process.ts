@@ -1,0 +1,135 @@
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../logger.js';
+import { asFailedMessage, isReadyMessage, isRestartMessage, type StopMessage } from '../protocol.js';
+
+export type WorkerPhase = 'starting' | 'ready' | 'draining' | 'exited';
+
+export interface WorkerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface WorkerSpec {
+  command: string;
+  args: readonly string[];
+  env: NodeJS.ProcessEnv;
+  listenerFds: readonly number[];
+  generation: number;
+  buildId: string;
+}
+
+interface WorkerEvents {
+  ready: [];
+  exit: [WorkerExit];
+  restart: [];
+}
+
+/**
+ * One child process of the master: spawned with the listener fds from 3 up and an IPC channel
+ * after them, watched through its lifecycle, stopped by message with a kill deadline.
+ */
+export class WorkerProcess extends EventEmitter<WorkerEvents> {
+  readonly generation: number;
+  readonly buildId: string;
+  readonly startedAt = Date.now();
+  phase: WorkerPhase = 'starting';
+  /** Whether the master asked this worker to stop (an exit after that is not a crash). */
+  stopRequested = false;
+  /** Why the program said it failed, when it did. */
+  failure: string | undefined;
+  exitInfo: WorkerExit | undefined;
+  readonly exited: Promise<WorkerExit>;
+  private readonly child: ChildProcess;
+  private readonly log: Logger;
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(spec: WorkerSpec, log: Logger) {
+    super();
+    this.generation = spec.generation;
+    this.buildId = spec.buildId;
+    const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...spec.listenerFds, 'ipc'];
+    this.child = spawn(spec.command, spec.args, { env: spec.env, stdio });
+    this.log = log.child({ workerPid: this.child.pid, generation: spec.generation, buildId: spec.buildId });
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        clearTimeout(this.killTimer);
+        this.phase = 'exited';
+        this.exitInfo = { code, signal };
+        resolve(this.exitInfo);
+        this.emit('exit', this.exitInfo);
+      });
+    });
+    this.child.once('error', (error) => {
+      // Spawn failures (ENOENT, EMFILE, ...) arrive here; an 'exit' may never follow.
+      this.failure = error.message;
+      this.log.error({ err: error }, 'worker could not be started');
+      if (this.child.exitCode === null && this.child.signalCode === null && this.child.pid === undefined) {
+        this.phase = 'exited';
+        this.exitInfo = { code: null, signal: null };
+        this.emit('exit', this.exitInfo);
+      }
+    });
+    this.child.on('message', (message) => this.onMessage(message));
+    this.log.info('worker started');
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** How this worker ended, in words, for logs and restart errors. */
+  describeExit(): string {
+    const how = this.exitInfo?.signal ? `was killed by ${this.exitInfo.signal}` : `exited with code ${this.exitInfo?.code}`;
+    return this.failure ? `${how}: ${this.failure}` : how;
+  }
+
+  private onMessage(message: unknown): void {
+    if (isReadyMessage(message)) {
+      if (this.phase !== 'starting') return;
+      this.phase = 'ready';
+      this.log.info({ startupMs: Date.now() - this.startedAt }, 'worker ready');
+      this.emit('ready');
+    } else if (isRestartMessage(message)) {
+      this.emit('restart');
+    } else {
+      const failed = asFailedMessage(message);
+      if (failed) this.failure = failed.message;
+    }
+  }
+
+  /** Asks the worker to drain and exit; kills it when `timeout` passes. Resolves on exit. */
+  stop(timeout: number): Promise<WorkerExit> {
+    if (this.phase === 'exited' || this.phase === 'draining') return this.exited;
+    this.phase = 'draining';
+    this.stopRequested = true;
+    const message: StopMessage = { overseer: 'stop', timeout };
+    if (this.child.connected) {
+      this.child.send(message, (error) => {
+        // The channel closed under us: the worker is on its way out, or wedged. SIGTERM is the fallback ask.
+        if (error) this.signal('SIGTERM');
+      });
+    } else {
+      this.signal('SIGTERM');
+    }
+    this.killTimer = setTimeout(() => {
+      this.log.warn({ terminateTimeout: timeout }, 'drain forced: worker still running after terminateTimeout, killing it');
+      this.kill();
+    }, timeout);
+    return this.exited;
+  }
+
+  /** SIGKILL, at once. */
+  kill(): void {
+    this.signal('SIGKILL');
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (this.phase === 'exited') return;
+    try {
+      this.child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * What the master and its workers say to each other: environment variables set on spawn and
+ * IPC messages. Kept in one module so both sides agree by construction.
+ */
+
+export const ENV = {
+  worker: 'OVERSEER_WORKER',
+  binId: 'OVERSEER_BIN_ID',
+  binPath: 'OVERSEER_BIN_PATH',
+  generation: 'OVERSEER_GENERATION',
+  addresses: 'OVERSEER_ADDRESSES',
+  terminateTimeout: 'OVERSEER_TERMINATE_TIMEOUT',
+  listenFds: 'LISTEN_FDS',
+  listenFdNames: 'LISTEN_FDNAMES',
+  listenPid: 'LISTEN_PID',
+} as const;
+
+/** systemd socket activation and overseer both hand listeners over from fd 3 up. */
+export const FIRST_LISTENER_FD = 3;
+
+/** What a child that does not use the library sends when it serves (the PM2 convention). */
+export const PLAIN_READY_MESSAGE = 'ready';
+
+export type WorkerToMaster =
+  | { overseer: 'ready' }
+  | { overseer: 'restart' }
+  | { overseer: 'failed'; message: string };
+
+export interface StopMessage {
+  overseer: 'stop';
+  /** Milliseconds the worker has before the master kills it. */
+  timeout: number;
+}
+
+export type MasterToWorker = StopMessage;
+
+function isOverseerMessage(message: unknown): message is { overseer: unknown } {
+  return typeof message === 'object' && message !== null && 'overseer' in message;
+}
+
+export function isReadyMessage(message: unknown): boolean {
+  return message === PLAIN_READY_MESSAGE || (isOverseerMessage(message) && message.overseer === 'ready');
+}
+
+export function isRestartMessage(message: unknown): boolean {
+  return isOverseerMessage(message) && message.overseer === 'restart';
+}
+
+export function asFailedMessage(message: unknown): { message: string } | undefined {
+  if (isOverseerMessage(message) && message.overseer === 'failed') {
+    const text = (message as { message?: unknown }).message;
+    return { message: typeof text === 'string' ? text : 'unknown error' };
+  }
+  return undefined;
+}
+
+export function asStopMessage(message: unknown): StopMessage | undefined {
+  if (isOverseerMessage(message) && message.overseer === 'stop') {
+    const timeout = Number((message as { timeout?: unknown }).timeout);
+    return { overseer: 'stop', timeout: Number.isFinite(timeout) && timeout > 0 ? timeout : 30_000 };
+  }
+  return undefined;
+}
+
+export function isWorkerProcess(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env[ENV.worker] === '1';
+}
