@@ -1,0 +1,34 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { TEMP_MARKER } from './processes.js';
+
+function leftovers(): string[] {
+  try {
+    const out = execFileSync('pgrep', ['-af', TEMP_MARKER], { encoding: 'utf8' });
+    return out.split('\n').filter((line) => line.trim() !== '' && !line.includes('pgrep'));
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
+
+export function setup(): void {
+  if (!existsSync(join(import.meta.dirname, '..', '..', 'dist', 'index.js'))) {
+    throw new Error('dist/ is missing: run `npm run build` (npm test does it for you)');
+  }
+}
+
+/** A test run that leaves a process behind is a bug: fail the run and name the process. */
+export function teardown(): void {
+  const left = leftovers();
+  if (left.length === 0) return;
+  for (const line of left) {
+    const pid = Number(line.split(' ')[0]);
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error(`tests left processes running (now killed):\n${left.join('\n')}`);
+}

@@ -1,0 +1,190 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+/** Every temporary directory of this test run carries this marker, so leftovers can be found. */
+export const TEMP_MARKER = 'overseer-test-';
+
+export const DIST_INDEX = pathToFileURL(join(import.meta.dirname, '..', '..', 'dist', 'index.js')).href;
+
+export interface LogLine {
+  msg: string;
+  level: number;
+  pid: number;
+  [field: string]: unknown;
+}
+
+const started = new Set<MasterProcess>();
+const tempDirs = new Set<string>();
+
+export function makeTempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), TEMP_MARKER));
+  tempDirs.add(dir);
+  return dir;
+}
+
+/** A master started by a test, in its own process group so that cleanup can kill it and its workers. */
+export class MasterProcess {
+  readonly child: ChildProcess;
+  readonly logs: LogLine[] = [];
+  /** Lines on stderr or stdout that are not JSON log lines. */
+  readonly otherOutput: string[] = [];
+  private readonly waiters = new Set<() => void>();
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(script: string, env: NodeJS.ProcessEnv = {}, args: string[] = []) {
+    this.child = spawn(process.execPath, [script, ...args], {
+      env: { ...process.env, ...env },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    started.add(this);
+    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.exited.then(() => this.notify());
+    for (const stream of [this.child.stdout!, this.child.stderr!]) {
+      let buffered = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        buffered += chunk;
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) >= 0) {
+          this.addLine(buffered.slice(0, newline));
+          buffered = buffered.slice(newline + 1);
+        }
+      });
+    }
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  private addLine(line: string): void {
+    try {
+      const parsed = JSON.parse(line) as LogLine;
+      if (typeof parsed.msg === 'string') this.logs.push(parsed);
+      else this.otherOutput.push(line);
+    } catch {
+      this.otherOutput.push(line);
+    }
+    this.notify();
+  }
+
+  private notify(): void {
+    for (const waiter of this.waiters) waiter();
+  }
+
+  /** Log lines whose message starts with `prefix`. */
+  find(prefix: string, where: (line: LogLine) => boolean = () => true): LogLine[] {
+    return this.logs.filter((line) => line.msg.startsWith(prefix) && where(line));
+  }
+
+  /** Waits for the `count`-th log line matching; fails naming `prefix` if it does not come. */
+  waitForLog(prefix: string, options: { count?: number; timeoutMs?: number; where?: (line: LogLine) => boolean } = {}): Promise<LogLine> {
+    const { count = 1, timeoutMs = 15_000, where } = options;
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.find(prefix, where);
+        if (found.length >= count) {
+          cleanup();
+          resolve(found[count - 1]!);
+        } else if (this.child.exitCode !== null || this.child.signalCode !== null) {
+          cleanup();
+          reject(new Error(`master exited before logging "${prefix}" (#${count}); log:\n${this.describe()}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`no "${prefix}" log line (#${count}) within ${timeoutMs} ms; log:\n${this.describe()}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /** The first bound address, once the master has bound it. */
+  async address(index = 0): Promise<string> {
+    const line = await this.waitForLog('bound', { count: index + 1 });
+    return String(line.address);
+  }
+
+  async port(index = 0): Promise<number> {
+    const address = await this.address(index);
+    return Number(address.slice(address.lastIndexOf(':') + 1));
+  }
+
+  async waitForExit(timeoutMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`master ${this.pid} did not exit within ${timeoutMs} ms; log:\n${this.describe()}`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    process.kill(this.pid, signal);
+  }
+
+  describe(): string {
+    return [...this.logs.map((line) => `${line.msg} ${JSON.stringify({ ...line, msg: undefined, time: undefined, hostname: undefined, level: undefined })}`), ...this.otherOutput]
+      .slice(-60)
+      .join('\n');
+  }
+
+  /** Kills the master's whole process group: it and every worker it started. */
+  killGroup(): void {
+    try {
+      process.kill(-this.pid, 'SIGKILL');
+    } catch {
+      // group already gone
+    }
+  }
+}
+
+export function startMaster(script: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): MasterProcess {
+  return new MasterProcess(script, env, args);
+}
+
+/** For afterEach: kills every master group a test started and removes its temporary files. */
+export async function cleanupAll(): Promise<void> {
+  for (const master of started) {
+    master.killGroup();
+    await master.exited;
+  }
+  started.clear();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+/** Whether a process is alive. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `condition` until true; fails with `what` after `timeoutMs`. For state with no event to wait on (a pid gone). */
+export async function eventually(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+export function writeFile(path: string, content: string): void {
+  writeFileSync(path, content);
+}
