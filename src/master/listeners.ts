@@ -88,26 +88,16 @@ async function bindInet(address: Extract<ParsedAddress, { kind: 'tcp' }>): Promi
       throw bindFailure(address, undefined, new Error(`cannot resolve host ${JSON.stringify(host)}: use an IP address or a name this machine resolves`));
     }
   }
-  let handle: ServerHandle;
+  let handle: ServerHandle | undefined;
   try {
     handle = bindTcp(host, address.port, family);
+    // libuv defers a bind error such as EADDRINUSE to the next call on the handle: getsockname reports it.
+    const port = boundPort(handle);
+    return { handle, port };
   } catch (error) {
+    handle?.close();
     throw bindFailure(address, (error as NodeJS.ErrnoException).code, error);
   }
-  const port = boundPort(handle);
-  // libuv sets SO_REUSEADDR, so bind succeeds even when another process listens on this port and
-  // the clash would only surface when the first worker calls listen(). Ask the port instead.
-  if (address.port !== 0) {
-    const probeHost = host ?? '127.0.0.1';
-    const probes = host === null ? [probeHost, '::1'] : [probeHost];
-    for (const target of probes) {
-      if (await somethingListens({ host: target, port })) {
-        handle.close();
-        throw bindFailure(address, 'EADDRINUSE', new Error(`something already accepts connections on ${target}:${port}`));
-      }
-    }
-  }
-  return { handle, port };
 }
 
 async function bindOne(spec: string): Promise<BoundListener> {
