@@ -29,7 +29,6 @@ export type SocketFate = 'close-after-response' | 'close-when-idle' | 'leave-to-
 export class ServerDrain {
   private readonly sockets = new Set<net.Socket>();
   private readonly isHttp: boolean;
-  private draining = false;
   private closed: Promise<void> | undefined;
 
   constructor(private readonly server: net.Server) {
@@ -85,7 +84,6 @@ export class ServerDrain {
   /** Begins draining. Resolves when the server and every connection it accepted have closed. */
   drain(): Promise<void> {
     if (this.closed) return this.closed;
-    this.draining = true;
     this.closed = new Promise((resolve) => {
       if (!this.server.listening) {
         // Never listened, or closed by the application already: only its connections remain.
@@ -108,9 +106,5 @@ export class ServerDrain {
   /** The deadline: ends every connection still open, in flight or not. */
   force(): void {
     for (const socket of this.sockets) socket.destroy();
-  }
-
-  get isDraining(): boolean {
-    return this.draining;
   }
 }
