@@ -123,6 +123,34 @@ describe('restart with overlap', () => {
     });
   }
 
+  it('caps the generations still draining: past maxDrainingGenerations the oldest is killed, and the log says so', async () => {
+    const app = new TestApp({ extraOptions: 'maxDrainingGenerations: 1,', terminateTimeout: 60_000 });
+    const { master, port } = await startServing(app);
+    const pinInCurrentGeneration = async () => {
+      let inWorker!: (generation: string) => void;
+      const arrived = new Promise<string>((resolve) => (inWorker = resolve));
+      const reply = get({ port }, '/?delay=30000', undefined, 40_000, (headers) => inWorker(String(headers['x-generation']))).catch(
+        (error: NodeJS.ErrnoException) => error,
+      );
+      return { generation: await arrived, reply };
+    };
+
+    const first = await pinInCurrentGeneration();
+    expect(first.generation).toBe('1');
+    master.signal('SIGUSR2');
+    expect((await master.waitForLog('restart done')).draining).toBe(1);
+
+    const second = await pinInCurrentGeneration();
+    expect(second.generation).toBe('2');
+    master.signal('SIGUSR2');
+    const forced = await master.waitForLog('drain forced: too many generations draining');
+    expect(forced).toMatchObject({ generation: 1, maxDrainingGenerations: 1, draining: 1 });
+    expect((await master.waitForLog('restart done', { count: 2 })).draining).toBe(1);
+    // Generation 1 was killed with its long request; generation 2 still drains its own.
+    expect(await first.reply).toBeInstanceOf(Error);
+    expect(master.find('generation drained', (line) => line.generation === 2)).toHaveLength(0);
+  });
+
   it('restarts when a worker calls restart()', async () => {
     const app = new TestApp({ prelude: 'if (state.generation === 1) setTimeout(() => restart(), 100);' });
     const { master, port } = await startServing(app);

@@ -184,7 +184,9 @@ export class Master {
       signal: worker.exitInfo?.signal,
     };
     if (worker.stopRequested) {
-      this.log.info(fields, 'worker exited');
+      const clean = worker.exitInfo?.code === 0;
+      if (clean) this.log.info(fields, 'worker exited');
+      else this.log.warn({ ...fields, reason: worker.describeExit() }, 'worker exited');
       const index = this.draining.indexOf(generation);
       if (index >= 0 && generation.size === 0) {
         this.draining.splice(index, 1);

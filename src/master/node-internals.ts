@@ -2,8 +2,8 @@
  * The only module that touches Node.js internals. Each use is feature-checked so that a Node
  * release that moves them fails loudly at start-up with a clear message, not mid-restart.
  */
+import http, { type ServerResponse } from 'node:http';
 import net from 'node:net';
-import type { ServerResponse } from 'node:http';
 import { getSystemErrorName } from 'node:util';
 import { NodeInternalsError } from '../errors.js';
 
@@ -70,6 +70,30 @@ export function boundPort(handle: ServerHandle): number {
 
 type HttpSocket = net.Socket & { _httpMessage?: ServerResponse | null; parser?: unknown };
 
+let drainInternalsChecked = false;
+
+/**
+ * Checks, once per process, that Node still records a socket's in-flight response where the
+ * drain looks for it: a response assigned to a socket and detached again, as the server does.
+ */
+export function assertDrainInternals(): void {
+  if (drainInternalsChecked) return;
+  const socket = new net.Socket() as HttpSocket;
+  const response = new http.ServerResponse(new http.IncomingMessage(socket));
+  response.assignSocket(socket);
+  const assigned = socket._httpMessage === response;
+  response.detachSocket(socket);
+  const detached = socket._httpMessage === null;
+  socket.destroy();
+  if (!assigned || !detached) {
+    throw new NodeInternalsError(
+      `this Node.js ${process.version} no longer exposes a socket's in-flight response (socket._httpMessage), which overseer's drain needs ` +
+        'to tell busy connections from idle ones: run overseer on Node.js 20, 22 or 24, and report this Node version to the overseer project',
+    );
+  }
+  drainInternalsChecked = true;
+}
+
 /** The response a server socket is writing now, if any (Node sets it while a request is in flight). */
 export function responseInFlight(socket: net.Socket): ServerResponse | null {
   return (socket as HttpSocket)._httpMessage ?? null;
@@ -77,7 +101,9 @@ export function responseInFlight(socket: net.Socket): ServerResponse | null {
 
 /**
  * Whether Node's HTTP parser still owns this socket. After an `upgrade` (WebSocket, ...) the
- * socket belongs to the application, and only the application may decide when it closes.
+ * socket belongs to the application, and only the application may decide when it closes. Should a
+ * Node release drop `socket.parser`, every socket counts as the application's: drains then wait
+ * for clients or the deadline, which is slower but never cuts a request.
  */
 export function isHttpParsed(socket: net.Socket): boolean {
   const parser = (socket as HttpSocket).parser;

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { isHttpParsed, responseInFlight } from '../master/node-internals.js';
+import { assertDrainInternals, isHttpParsed, responseInFlight } from '../master/node-internals.js';
 
 /**
  * How long a keep-alive socket must sit idle, once draining began, before it is closed. A busy
@@ -33,13 +33,14 @@ export class ServerDrain {
 
   constructor(private readonly server: net.Server) {
     this.isHttp = typeof (server as { closeIdleConnections?: unknown }).closeIdleConnections === 'function';
+    if (this.isHttp) assertDrainInternals();
     const event = server instanceof tls.Server ? 'secureConnection' : 'connection';
     server.on(event, this.track);
   }
 
   private readonly track = (socket: TrackedSocket): void => {
     socket[SET] = this.sockets;
-    socket.once('close', untrack);
+    socket.on('close', untrack);
     this.sockets.add(socket);
   };
 
