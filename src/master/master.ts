@@ -157,10 +157,12 @@ export class Master {
       delete env[ENV.listenFds];
       delete env[ENV.listenFdNames];
     }
+    const args = [...workerExecArgv(this.entry.execArgv), this.entry.binPath, ...this.entry.args];
+    this.log.debug({ generation: generation.number, command: this.entry.execPath, args, listenFds: this.listeners.length }, 'spawning worker');
     const worker = new WorkerProcess(
       {
         command: this.entry.execPath,
-        args: [...workerExecArgv(this.entry.execArgv), this.entry.binPath, ...this.entry.args],
+        args,
         env,
         listenerFds: this.listeners.map((listener) => listener.fd),
         generation: generation.number,

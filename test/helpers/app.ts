@@ -25,6 +25,8 @@ export interface AppOptions {
   extraOptions?: string;
   /** Code run first thing in program(state). */
   prelude?: string;
+  /** Extra import lines at the top of the module. */
+  imports?: string;
 }
 
 /**
@@ -49,6 +51,7 @@ export function appSource(options: AppOptions = {}): string {
   }[startup];
   return `import http from 'node:http';
 import { run, restart } from ${JSON.stringify(DIST_INDEX)};
+${options.imports ?? ''}
 
 const REPLY = ${JSON.stringify(reply)};
 

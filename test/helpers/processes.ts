@@ -3,11 +3,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
 
 /** Every temporary directory of this test run carries this marker, so leftovers can be found. */
 export const TEMP_MARKER = 'overseer-test-';
 
 export const DIST_INDEX = pathToFileURL(join(import.meta.dirname, '..', '..', 'dist', 'index.js')).href;
+
+/** pino as this checkout installed it, for test programs that live outside the checkout. */
+export const PINO_URL = pathToFileURL(createRequire(import.meta.url).resolve('pino')).href;
 
 export interface LogLine {
   msg: string;
