@@ -1,20 +1,10 @@
-import type { ListenerHandle, ResolvedConfig } from '../config.js';
+import type { ResolvedConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 import { asStopMessage, ENV, FIRST_LISTENER_FD, type WorkerToMaster } from '../protocol.js';
 import { ServeRegistry } from './serve-registry.js';
-import { createState } from './state.js';
+import { createState, type WorkerSetup } from './state.js';
 
-/** Where a worker's listeners and identity come from: the master's environment, or in-process. */
-export interface WorkerSetup {
-  enabled: boolean;
-  id: string;
-  binPath: string;
-  generation: number;
-  listeners: ListenerHandle[];
-  addresses: string[];
-  terminateTimeout: number;
-}
 
 /** Reads what the master put in the environment of this worker. */
 export function setupFromEnvironment(config: ResolvedConfig, env: NodeJS.ProcessEnv = process.env): WorkerSetup {
@@ -108,12 +98,7 @@ export async function runWorker(config: ResolvedConfig, setup: WorkerSetup): Pro
   process.on('SIGTERM', () => void stop('SIGTERM', setup.terminateTimeout));
 
   const state = createState({
-    enabled: setup.enabled,
-    id: setup.id,
-    binPath: setup.binPath,
-    generation: setup.generation,
-    listeners: setup.listeners,
-    addresses: setup.addresses,
+    ...setup,
     gracefulShutdown: shutdown.signal,
     serve: (server, index) => registry.serve(server, index),
     ready,

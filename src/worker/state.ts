@@ -2,13 +2,18 @@ import type { Server } from 'node:net';
 import type { ListenerHandle, State } from '../config.js';
 import { NoListenerError } from '../errors.js';
 
-export interface StateInit {
+/** Where a worker's listeners and identity come from: the master's environment, or in-process. */
+export interface WorkerSetup {
   enabled: boolean;
   id: string;
   binPath: string;
   generation: number;
   listeners: ListenerHandle[];
   addresses: string[];
+  terminateTimeout: number;
+}
+
+export interface StateInit extends Omit<WorkerSetup, 'terminateTimeout'> {
   gracefulShutdown: AbortSignal;
   serve: (server: Server, index: number) => Promise<void>;
   ready: () => void;
