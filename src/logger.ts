@@ -1,4 +1,5 @@
-import { pino } from 'pino';
+import { createRequire } from 'node:module';
+import type * as PinoModule from 'pino';
 
 type LogFn = (objOrMsg: unknown, msg?: string, ...args: unknown[]) => void;
 
@@ -12,11 +13,34 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Logger;
 }
 
+const require = createRequire(import.meta.url);
+
+function defaultLogger(debug: boolean): Logger {
+  // Loaded on demand: pino is a third of what a worker spends booting, and a worker logs little.
+  const { pino } = require('pino') as typeof PinoModule;
+  return pino({ name: 'overseer', level: debug ? 'debug' : 'info' }, pino.destination({ fd: 2, sync: true }));
+}
+
+/** A logger that makes the real one on its first line. */
+function lazyLogger(make: () => Logger): Logger {
+  let real: Logger | undefined;
+  const get = () => (real ??= make());
+  return {
+    fatal: (...args) => get().fatal(...args),
+    error: (...args) => get().error(...args),
+    warn: (...args) => get().warn(...args),
+    info: (...args) => get().info(...args),
+    debug: (...args) => get().debug(...args),
+    child: (bindings) => lazyLogger(() => get().child(bindings)),
+  };
+}
+
 /**
- * The user's logger when given; otherwise pino writing synchronously to stderr, so that
- * a line logged just before `process.exit()` is not lost and stdout stays the program's.
+ * The user's logger when given; otherwise pino writing synchronously to stderr, so that a line
+ * logged just before `process.exit()` is not lost and stdout stays the program's.
  */
 export function createLogger(options: { logger?: Logger | undefined; debug: boolean; role: 'master' | 'worker' }): Logger {
-  const base = options.logger ?? pino({ name: 'overseer', level: options.debug ? 'debug' : 'info' }, pino.destination({ fd: 2, sync: true }));
-  return base.child({ role: options.role });
+  const bindings = { role: options.role };
+  if (options.logger) return options.logger.child(bindings);
+  return lazyLogger(() => defaultLogger(options.debug).child(bindings));
 }

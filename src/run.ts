@@ -3,9 +3,9 @@ import { resolveConfig, type Config, type ResolvedConfig } from './config.js';
 import { ConfigError, NotSupervisedError, UnsupportedPlatformError, describeError } from './errors.js';
 import { createLogger } from './logger.js';
 import { parseAddress } from './master/addresses.js';
-import { hashFile } from './master/build-id.js';
-import { Master } from './master/master.js';
 import type { RestartOutcome } from './master/generation.js';
+import type { Master } from './master/master.js';
+import { bufferMasterSignals } from './master/signals.js';
 import { isWorkerProcess } from './protocol.js';
 import { runWorker, setupFromEnvironment } from './worker/run-worker.js';
 
@@ -42,9 +42,13 @@ function entryScript(): string {
   return realpathSync(script);
 }
 
-function runMaster(config: ResolvedConfig): Promise<void> {
+async function runMaster(config: ResolvedConfig): Promise<void> {
+  // First thing, before any await: an unhandled SIGUSR2 kills Node.
+  const signals = bufferMasterSignals(config.restartSignal);
   const log = createLogger({ logger: config.logger, debug: config.debug, role: 'master' });
   const binPath = entryScript();
+  // Workers import this module too; only the master loads the master's code.
+  const { Master } = await import('./master/master.js');
   return new Promise<void>((resolve) => {
     const master = new Master(
       config,
@@ -56,7 +60,7 @@ function runMaster(config: ResolvedConfig): Promise<void> {
       },
     );
     activeMaster = master;
-    master.start().catch((error: unknown) => {
+    master.start(signals).catch((error: unknown) => {
       const code = (error as { code?: unknown }).code;
       log.fatal({ err: error, code }, `master cannot start: ${describeError(error)}`);
       process.exit(1);
@@ -70,6 +74,7 @@ async function runInProcess(config: ResolvedConfig): Promise<void> {
     const address = parseAddress(spec);
     return address.kind === 'unix' ? { path: address.path } : { port: address.port, ...(address.host ? { host: address.host } : {}) };
   });
+  const { hashFile } = await import('./master/build-id.js');
   await runWorker(config, {
     enabled: false,
     id: await hashFile(binPath),

@@ -7,7 +7,7 @@ import { hashFile } from './build-id.js';
 import { awaitGenerationReady, Generation, type RestartOutcome } from './generation.js';
 import { bindAll, unlinkUnixSockets, type BoundListener } from './listeners.js';
 import { assertMasterInternals } from './node-internals.js';
-import { installMasterSignals } from './signals.js';
+import { installMasterSignals, type SignalBuffer } from './signals.js';
 import { WorkerProcess } from './worker-process.js';
 
 /** How to start the entry script again as a worker. */
@@ -59,16 +59,23 @@ export class Master {
     return this.shutdownController.signal.aborted;
   }
 
-  /** Installs signal handlers, binds every address, starts the first generation. */
-  async start(): Promise<void> {
-    this.removeSignalHandlers = installMasterSignals(this.config.restartSignal, {
-      restart: (signal) => {
-        if (this.config.noRestart) void this.shutdown(signal);
-        else void this.restart(`signal ${signal}`);
+  /**
+   * Installs signal handlers (taking over from `buffered`, which held signals until now), binds
+   * every address, starts the first generation.
+   */
+  async start(buffered?: SignalBuffer): Promise<void> {
+    this.removeSignalHandlers = installMasterSignals(
+      this.config.restartSignal,
+      {
+        restart: (signal) => {
+          if (this.config.noRestart) void this.shutdown(signal);
+          else void this.restart(`signal ${signal}`);
+        },
+        shutdown: (signal) => void this.shutdown(signal),
+        forward: (signal) => this.forward(signal),
       },
-      shutdown: (signal) => void this.shutdown(signal),
-      forward: (signal) => this.forward(signal),
-    });
+      buffered,
+    );
     process.once('exit', () => unlinkUnixSockets(this.listeners));
     assertMasterInternals();
     this.listeners = await bindAll(this.config.addresses);

@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
-import tls from 'node:tls';
 import { assertDrainInternals, isHttpParsed, responseInFlight } from '../master/node-internals.js';
 
 /**
@@ -34,7 +33,9 @@ export class ServerDrain {
   constructor(private readonly server: net.Server) {
     this.isHttp = typeof (server as { closeIdleConnections?: unknown }).closeIdleConnections === 'function';
     if (this.isHttp) assertDrainInternals();
-    const event = server instanceof tls.Server ? 'secureConnection' : 'connection';
+    // A TLS server's requests run on the TLS socket, not on the TCP one under it.
+    const isTls = typeof (server as { setSecureContext?: unknown }).setSecureContext === 'function';
+    const event = isTls ? 'secureConnection' : 'connection';
     server.on(event, this.track);
   }
 
