@@ -6,7 +6,12 @@ export type OverseerErrorCode =
   | 'ERR_OVERSEER_NODE_INTERNALS'
   | 'ERR_OVERSEER_NOT_SUPERVISED'
   | 'ERR_OVERSEER_UNSUPPORTED_PLATFORM'
-  | 'ERR_OVERSEER_NO_LISTENER';
+  | 'ERR_OVERSEER_NO_LISTENER'
+  | 'ERR_OVERSEER_FETCH'
+  | 'ERR_OVERSEER_BUILD_REJECTED'
+  | 'ERR_OVERSEER_CHECKSUM'
+  | 'ERR_OVERSEER_SIGNATURE'
+  | 'ERR_OVERSEER_ARCHIVE';
 
 /** Base class of overseer's errors: `code` is stable, `message` says what to do. */
 export class OverseerError extends Error {
@@ -70,6 +75,49 @@ export class UnsupportedPlatformError extends OverseerError {
 export class NoListenerError extends OverseerError {
   constructor(message: string) {
     super('ERR_OVERSEER_NO_LISTENER', message);
+  }
+}
+
+/** A fetcher could not reach its source or read a build from it. The master retries later. */
+export class FetchError extends OverseerError {
+  /** The fetcher's `source`. */
+  readonly source: string;
+
+  constructor(source: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_OVERSEER_FETCH', message, options);
+    this.source = source;
+  }
+}
+
+/** A fetched build was refused before it could replace the running one. */
+export class BuildRejectedError extends OverseerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_OVERSEER_BUILD_REJECTED', message, options);
+  }
+}
+
+/** A build's SHA-256 differs from the one its source published. */
+export class ChecksumError extends OverseerError {
+  constructor(message: string) {
+    super('ERR_OVERSEER_CHECKSUM', message);
+  }
+}
+
+/** A signature or key is missing, malformed, made with another key, or does not match the build. */
+export class SignatureError extends OverseerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_OVERSEER_SIGNATURE', message, options);
+  }
+}
+
+/** An app archive breaks a rule (an entry outside the release, a device file, a limit passed). */
+export class ArchiveError extends OverseerError {
+  /** The archive entry that broke the rule, when one did. */
+  readonly entry: string | undefined;
+
+  constructor(message: string, entry?: string) {
+    super('ERR_OVERSEER_ARCHIVE', message);
+    this.entry = entry;
   }
 }
 

@@ -12,6 +12,11 @@ export {
   NotSupervisedError,
   UnsupportedPlatformError,
   NoListenerError,
+  FetchError,
+  BuildRejectedError,
+  ChecksumError,
+  SignatureError,
+  ArchiveError,
   type OverseerErrorCode,
 } from './errors.js';
 export { parseAddress, formatAddress, type ParsedAddress } from './master/addresses.js';
