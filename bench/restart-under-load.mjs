@@ -13,9 +13,12 @@ const CONNECTIONS = 50;
 const RESTART_EVERY_MS = 1000;
 const server = (name) => fileURLToPath(new URL(`servers/${name}.mjs`, import.meta.url));
 
+// `byHand`: what a restart without overseer does (systemctl restart): stop the server, start it again.
 const SCENARIOS = [
   { name: 'bare node', file: server('bare') },
+  { name: 'bare node, stop + start 1/s', file: server('bare'), restart: true, byHand: true },
   { name: 'overseer, 1 worker, steady', file: server('overseer'), workers: 1 },
+  { name: 'overseer, 2 workers, steady', file: server('overseer'), workers: 2 },
   { name: 'overseer, 1 worker, restart 1/s', file: server('overseer'), workers: 1, restart: true },
   { name: 'overseer, 2 workers, restart 1/s', file: server('overseer'), workers: 2, restart: true },
 ];
@@ -33,11 +36,11 @@ const killGroup = (pid) => {
 process.on('exit', () => groups.forEach(killGroup));
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 
-function startServer({ file, workers }) {
+function startServer({ file, workers }, fixedPort) {
   const child = spawn(process.execPath, [file], {
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BENCH_WORKERS: String(workers ?? 1) },
+    env: { ...process.env, BENCH_WORKERS: String(workers ?? 1), ...(fixedPort ? { PORT: String(fixedPort) } : {}) },
   });
   groups.add(child.pid);
   const log = { done: 0, abandoned: 0, warnings: {}, exited: false };
@@ -58,7 +61,7 @@ function startServer({ file, workers }) {
       if (entry.level >= 40) log.warnings[msg] = (log.warnings[msg] ?? 0) + 1;
     });
   });
-  return { pid: child.pid, port, log };
+  return { pid: child.pid, child, port, log };
 }
 
 // autocannon 8 has two blind spots that matter here, so each client is patched:
@@ -107,20 +110,47 @@ function loadTest(url, reconnectRate, duration, counts = { unanswered: 0 }) {
   return instance.then((result) => ({ result, latencies, errorKinds, unanswered: counts.unanswered }));
 }
 
+/** Every second: SIGTERM the server, wait for it to exit, start it again on the same port. */
+function restartByHand(first, scenario, port, log) {
+  let current = first, stopped = false;
+  const cycle = async () => {
+    while (!stopped) {
+      await new Promise((resolve) => setTimeout(resolve, RESTART_EVERY_MS));
+      if (stopped) break;
+      log.signals++;
+      const exited = new Promise((resolve) => current.child.once('exit', resolve));
+      process.kill(current.pid, 'SIGTERM');
+      await exited;
+      groups.delete(current.pid);
+      if (stopped) break;
+      current = startServer(scenario, port);
+      await current.port.catch(() => {});
+      log.done++;
+    }
+  };
+  const loop = cycle();
+  return { stop: async () => { stopped = true; await loop; return current; } };
+}
+
 async function measure(scenario, pattern) {
-  const srv = startServer(scenario);
-  let signals = 0, timer;
+  let srv = startServer(scenario);
+  const log = { signals: 0, done: 0 };
+  let timer, byHand;
   try {
-    const url = `http://127.0.0.1:${await srv.port}`;
+    const port = await srv.port;
+    const url = `http://127.0.0.1:${port}`;
     await loadTest(url, pattern.reconnectRate, 1); // warm-up: JIT and connection setup
-    if (scenario.restart) timer = setInterval(() => { signals++; process.kill(srv.pid, 'SIGUSR2'); }, RESTART_EVERY_MS);
+    if (scenario.byHand) byHand = restartByHand(srv, scenario, port, log);
+    else if (scenario.restart) timer = setInterval(() => { log.signals++; process.kill(srv.pid, 'SIGUSR2'); }, RESTART_EVERY_MS);
     const run = await loadTest(url, pattern.reconnectRate, DURATION);
     clearInterval(timer);
-    if (srv.log.exited) throw new Error(`${scenario.name}: server exited during the run`);
-    return summarize(scenario, pattern, run, { ...srv.log, signals });
+    if (byHand) srv = await byHand.stop();
+    else if (srv.log.exited) throw new Error(`${scenario.name}: server exited during the run`);
+    return summarize(scenario, pattern, run, byHand ? { ...srv.log, ...log } : { ...srv.log, signals: log.signals });
   } finally {
     clearInterval(timer);
-    killGroup(srv.pid);
+    await byHand?.stop();
+    for (const pid of [...groups]) killGroup(pid);
   }
 }
 
@@ -150,7 +180,7 @@ const rowOf = (rows, name, pattern) => rows.find((r) => r.scenario === name && r
 
 function report(rows) {
   const lines = [
-    '| scenario | connection pattern | requests | errors | p50 (ms) | p99 (ms) | max (ms) | req/s | ratio to bare | restarts done/signals |',
+    '| scenario | connection pattern | requests | errors | p50 (ms) | p99 (ms) | max (ms) | req/s | ratio to bare | restarts done/asked |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of rows) {
@@ -158,19 +188,25 @@ function report(rows) {
     lines.push(`| ${r.scenario} | ${r.pattern} | ${r.requests} | ${r.errors} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${Math.round(r.rps)} | ${(r.rps / bare.rps).toFixed(3)} | ${r.restarts} |`);
   }
   const verdict = (ok) => (ok ? 'PASS' : 'FAIL');
-  const overseer = rows.filter((r) => r.scenario !== 'bare node');
+  const overseer = rows.filter((r) => r.scenario.startsWith('overseer'));
   lines.push('', `Goals (${DURATION} s per run, ${CONNECTIONS} connections):`);
   for (const r of overseer) {
     const detail = Object.entries(r.kinds).map(([k, n]) => `${k}: ${n}`).join(', ');
     lines.push(`- 0 errors, ${r.scenario}, ${r.pattern}: ${verdict(r.errors === 0)}${detail ? ` (${detail})` : ''}`);
   }
-  for (const r of overseer) {
+  for (const r of overseer.filter((row) => !row.restart)) {
     const ratio = r.rps / rowOf(rows, 'bare node', r.pattern).rps;
     lines.push(`- throughput >= 0.97 x bare, ${r.scenario}, ${r.pattern}: ${verdict(ratio >= 0.97)} (${ratio.toFixed(3)})`);
   }
   for (const r of overseer.filter((row) => row.restart)) {
-    const steady = rowOf(rows, 'overseer, 1 worker, steady', r.pattern);
+    const steady = rowOf(rows, `overseer, ${r.workers} worker${r.workers > 1 ? 's' : ''}, steady`, r.pattern);
     lines.push(`- p99 restarting <= 2 x steady, ${r.scenario}, ${r.pattern}: ${verdict(r.p99 <= 2 * steady.p99)} (${ms(r.p99)} vs ${ms(steady.p99)} ms)`);
+  }
+  lines.push('', 'Restarting every second, against restarting bare node by hand (same rate):');
+  for (const r of overseer.filter((row) => row.restart)) {
+    const byHand = rowOf(rows, 'bare node, stop + start 1/s', r.pattern);
+    const detail = Object.entries(byHand.kinds).map(([k, n]) => `${k}: ${n}`).join(', ');
+    lines.push(`- ${r.scenario}, ${r.pattern}: ${r.errors} errors vs ${byHand.errors}${detail ? ` (${detail})` : ''}; throughput ${(r.rps / byHand.rps).toFixed(2)} x`);
   }
   const warnings = overseer.filter((r) => Object.keys(r.warnings).length);
   if (warnings.length) lines.push('', 'Server warnings and errors logged:');

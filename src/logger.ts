@@ -35,12 +35,15 @@ function lazyLogger(make: () => Logger): Logger {
   };
 }
 
+/** Levels overseer logs at, lowest first. */
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'fatal'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 /**
  * The user's logger when given; otherwise pino writing synchronously to stderr, so that a line
  * logged just before `process.exit()` is not lost and stdout stays the program's.
  */
-export function createLogger(options: { logger?: Logger | undefined; debug: boolean; role: 'master' | 'worker' }): Logger {
-  const bindings = { role: options.role };
-  if (options.logger) return options.logger.child(bindings);
-  return lazyLogger(() => defaultLogger(options.debug).child(bindings));
+export function createLogger(options: { logger?: Logger | undefined; debug: boolean }): Logger {
+  if (options.logger) return options.logger;
+  return lazyLogger(() => defaultLogger(options.debug));
 }

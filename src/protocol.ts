@@ -1,3 +1,5 @@
+import { LOG_LEVELS, type LogLevel } from './logger.js';
+
 /**
  * What the master and its workers say to each other: environment variables set on spawn and
  * IPC messages. Kept in one module so both sides agree by construction.
@@ -24,7 +26,16 @@ export const PLAIN_READY_MESSAGE = 'ready';
 export type WorkerToMaster =
   | { overseer: 'ready' }
   | { overseer: 'restart' }
-  | { overseer: 'failed'; message: string };
+  | { overseer: 'failed'; message: string }
+  | WorkerLogMessage;
+
+/** A log line a worker hands to the master to write (see `relayLogger`). */
+export interface WorkerLogMessage {
+  overseer: 'log';
+  level: LogLevel;
+  msg: string;
+  fields: Record<string, unknown>;
+}
 
 export interface StopMessage {
   overseer: 'stop';
@@ -52,6 +63,39 @@ export function asFailedMessage(message: unknown): { message: string } | undefin
     return { message: typeof text === 'string' ? text : 'unknown error' };
   }
   return undefined;
+}
+
+/** An Error as it crosses the IPC channel, which would otherwise keep none of its own properties. */
+interface SerializedError {
+  overseerError: true;
+  name: string;
+  message: string;
+  stack: string | undefined;
+  code: unknown;
+}
+
+export function serializeError(error: Error): SerializedError {
+  return { overseerError: true, name: error.name, message: error.message, stack: error.stack, code: (error as NodeJS.ErrnoException).code };
+}
+
+function reviveError(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || (value as Partial<SerializedError>).overseerError !== true) return value;
+  const { name, message, stack, code } = value as SerializedError;
+  const error = new Error(message);
+  error.name = name;
+  error.stack = stack;
+  if (code !== undefined) (error as NodeJS.ErrnoException).code = String(code);
+  return error;
+}
+
+/** A worker's log line, with its errors made Errors again so the master's logger serializes them as such. */
+export function asLogMessage(message: unknown): WorkerLogMessage | undefined {
+  if (!isOverseerMessage(message) || message.overseer !== 'log') return undefined;
+  const { level, msg, fields } = message as Partial<WorkerLogMessage>;
+  if (typeof level !== 'string' || !(LOG_LEVELS as readonly string[]).includes(level)) return undefined;
+  const revived: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(typeof fields === 'object' && fields !== null ? fields : {})) revived[key] = reviveError(value);
+  return { overseer: 'log', level, msg: typeof msg === 'string' ? msg : '', fields: revived };
 }
 
 export function asStopMessage(message: unknown): StopMessage | undefined {

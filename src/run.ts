@@ -45,14 +45,15 @@ function entryScript(): string {
 async function runMaster(config: ResolvedConfig): Promise<void> {
   // First thing, before any await: an unhandled SIGUSR2 kills Node.
   const signals = bufferMasterSignals(config.restartSignal);
-  const log = createLogger({ logger: config.logger, debug: config.debug, role: 'master' });
+  const baseLog = createLogger({ logger: config.logger, debug: config.debug });
+  const log = baseLog.child({ role: 'master' });
   const binPath = entryScript();
   // Workers import this module too; only the master loads the master's code.
   const { Master } = await import('./master/master.js');
   return new Promise<void>((resolve) => {
     const master = new Master(
       config,
-      log,
+      baseLog,
       { binPath, execPath: process.execPath, execArgv: process.execArgv, args: process.argv.slice(2) },
       (code) => {
         resolve();

@@ -61,6 +61,33 @@ describe('logs and options', () => {
     expect(drain.every((line) => line.service === 'custom-logger' && line.pid !== master.pid)).toBe(true);
   });
 
+  it("hands a worker's own lines to the master to write, errors intact, so a worker never loads pino", async () => {
+    const app = new TestApp({
+      imports: "import { createRequire } from 'node:module';",
+      prelude: `
+        if (state.generation === 2) throw new Error('boom in generation 2');
+        state.gracefulShutdown.addEventListener('abort', () => {
+          const loaded = Object.keys(createRequire(import.meta.url).cache).some((path) => path.includes('/node_modules/pino/'));
+          console.log(JSON.stringify({ msg: 'test: pino loaded at drain', loaded }));
+        });`,
+    });
+    const master = startMaster(app.path);
+    const ready = await master.waitForLog('worker ready');
+    master.signal('SIGUSR2');
+    const failed = await master.waitForLog('program failed to start');
+    expect(failed).toMatchObject({ role: 'worker', pid: master.pid, generation: 2, workerPid: expect.any(Number), level: 50 });
+    expect(failed.workerPid).not.toBe(ready.workerPid);
+    expect(failed.err).toMatchObject({ type: 'Error', message: 'boom in generation 2', stack: expect.stringContaining('boom in generation 2') });
+    await master.waitForLog('restart abandoned');
+
+    master.signal('SIGTERM');
+    await master.waitForExit();
+    expect((await master.waitForLog('test: pino loaded at drain')).loaded).toBe(false);
+    const drain = master.find('drain done', (line) => line.workerPid === ready.workerPid);
+    expect(drain).toHaveLength(1);
+    expect(drain[0]).toMatchObject({ role: 'worker', pid: master.pid, generation: 1, buildId: ready.buildId });
+  });
+
   it('logs at debug level with debug: true', async () => {
     const app = new TestApp({ extraOptions: 'debug: true,' });
     const master = startMaster(app.path);

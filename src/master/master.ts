@@ -40,14 +40,18 @@ export class Master {
   private readonly replacementTimers = new Set<NodeJS.Timeout>();
   private removeSignalHandlers: (() => void) | undefined;
   private readonly log: Logger;
+  /** Writes the lines workers hand over. */
+  private readonly workerLog: Logger;
 
+  /** `log` is the base logger: the master's lines get `role: 'master'`, its workers' `role: 'worker'`. */
   constructor(
     private readonly config: ResolvedConfig,
     log: Logger,
     private readonly entry: Entry,
     private readonly exit: (code: number) => void,
   ) {
-    this.log = log;
+    this.log = log.child({ role: 'master' });
+    this.workerLog = log.child({ role: 'worker' });
   }
 
   /** Bound addresses, with the ports the OS chose. */
@@ -176,6 +180,7 @@ export class Master {
         buildId,
       },
       this.log,
+      this.workerLog,
     );
     generation.workers.add(worker);
     worker.on('restart', () => void this.restart(`requested by worker ${worker.pid}`));

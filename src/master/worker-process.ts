@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger.js';
-import { asFailedMessage, isReadyMessage, isRestartMessage, type StopMessage } from '../protocol.js';
+import { asFailedMessage, asLogMessage, isReadyMessage, isRestartMessage, type StopMessage } from '../protocol.js';
 
 export type WorkerPhase = 'starting' | 'ready' | 'draining' | 'exited';
 
@@ -42,15 +42,20 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
   readonly exited: Promise<WorkerExit>;
   private readonly child: ChildProcess;
   private readonly log: Logger;
+  /** Writes the lines this worker hands over (see `relayLogger`). */
+  private readonly workerLog: Logger;
   private killTimer: NodeJS.Timeout | undefined;
 
-  constructor(spec: WorkerSpec, log: Logger) {
+  /** `log` is the master's logger; `workerLog` writes what the worker itself logs. */
+  constructor(spec: WorkerSpec, log: Logger, workerLog: Logger) {
     super();
     this.generation = spec.generation;
     this.buildId = spec.buildId;
     const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...spec.listenerFds, 'ipc'];
     this.child = spawn(spec.command, spec.args, { env: spec.env, stdio });
-    this.log = log.child({ workerPid: this.child.pid, generation: spec.generation, buildId: spec.buildId });
+    const identity = { workerPid: this.child.pid, generation: spec.generation, buildId: spec.buildId };
+    this.log = log.child(identity);
+    this.workerLog = workerLog.child(identity);
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         clearTimeout(this.killTimer);
@@ -93,6 +98,8 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
     } else if (isRestartMessage(message)) {
       this.emit('restart');
     } else {
+      const line = asLogMessage(message);
+      if (line) this.workerLog[line.level](line.fields, line.msg);
       const failed = asFailedMessage(message);
       if (failed) this.failure = failed.message;
     }

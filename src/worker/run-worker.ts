@@ -2,6 +2,7 @@ import type { ResolvedConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import { createLogger, type Logger } from '../logger.js';
 import { asStopMessage, ENV, FIRST_LISTENER_FD, type WorkerToMaster } from '../protocol.js';
+import { relayLogger, type FlushableLogger } from './relay-logger.js';
 import { ServeRegistry } from './serve-registry.js';
 import { createState, type WorkerSetup } from './state.js';
 
@@ -43,11 +44,25 @@ function ownDeadline(terminateTimeout: number): number {
  * Runs `program` as a worker: reports readiness, and on the master's stop message, SIGTERM or the
  * master's death drains every served server and exits.
  */
+/**
+ * The user's logger when given. Otherwise, under a master, lines go to the master to write (see
+ * `relayLogger`); in-process, straight to overseer's default logger.
+ */
+function workerLogger(config: ResolvedConfig, setup: WorkerSetup): Logger & Partial<Pick<FlushableLogger, 'flush'>> {
+  const local = () => createLogger({ logger: config.logger, debug: config.debug }).child({ role: 'worker', generation: setup.generation, buildId: setup.id });
+  if (config.logger || !setup.enabled) return local();
+  // The master adds role, generation and buildId to what it writes for this worker.
+  return relayLogger({ debug: config.debug, fallback: local });
+}
+
+/** Exits once the log lines so far have left the process: a line sent over IPC just before exit() can be lost. */
+async function exitAfterLogs(log: Partial<Pick<FlushableLogger, 'flush'>>, code: number): Promise<never> {
+  await log.flush?.();
+  process.exit(code);
+}
+
 export async function runWorker(config: ResolvedConfig, setup: WorkerSetup): Promise<void> {
-  const log: Logger = createLogger({ logger: config.logger, debug: config.debug, role: 'worker' }).child({
-    generation: setup.generation,
-    buildId: setup.id,
-  });
+  const log = workerLogger(config, setup);
   const shutdown = new AbortController();
   const registry = new ServeRegistry(setup.listeners);
   let readySent = false;
@@ -68,7 +83,7 @@ export async function runWorker(config: ResolvedConfig, setup: WorkerSetup): Pro
     const forced = setTimeout(() => {
       log.warn({ reason, connections: registry.openConnections, durationMs: Date.now() - began }, 'drain forced: closing connections still open at the deadline');
       registry.forceAll();
-      process.exit(0);
+      void exitAfterLogs(log, 0);
     }, ownDeadline(timeout));
     forced.unref();
     if (registry.size === 0) {
@@ -80,7 +95,7 @@ export async function runWorker(config: ResolvedConfig, setup: WorkerSetup): Pro
     await registry.drainAll();
     clearTimeout(forced);
     log.info({ reason, durationMs: Date.now() - began }, 'drain done');
-    process.exit(0);
+    await exitAfterLogs(log, 0);
   };
 
   if (setup.enabled) {
