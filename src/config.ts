@@ -79,6 +79,10 @@ export interface Config {
   publicKey?: string;
   /** Old generations allowed to drain at once; past it the oldest is killed. Default 3. */
   maxDrainingGenerations?: number;
+  /** Largest build a fetcher may hand over, in bytes. Default 512 MiB. */
+  maxBuildSize?: number;
+  /** Milliseconds a fetched build may take to load and reach `run()` in its sanity check. Default 15000. */
+  sanityTimeout?: number;
 }
 
 /** `Config` with every default applied and every value checked. */
@@ -99,16 +103,22 @@ export interface ResolvedConfig {
   debug: boolean;
   publicKey: string | undefined;
   maxDrainingGenerations: number;
+  maxBuildSize: number;
+  sanityTimeout: number;
 }
 
 const SIGNALS_NOT_FOR_RESTART = new Set(['SIGKILL', 'SIGSTOP', 'SIGTERM', 'SIGINT', 'SIGUSR1']);
 
-function milliseconds(name: string, value: unknown, fallback: number, min = 1): number {
+function positive(name: string, value: unknown, fallback: number, min: number, unit: string): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new ConfigError(`${name} must be a number of milliseconds >= ${min}, got ${JSON.stringify(value)}`);
+    throw new ConfigError(`${name} must be a number of ${unit} >= ${min}, got ${JSON.stringify(value)}`);
   }
   return Math.round(value);
+}
+
+function milliseconds(name: string, value: unknown, fallback: number, min = 1): number {
+  return positive(name, value, fallback, min, 'milliseconds');
 }
 
 function resolveWorkers(value: Config['workers']): number {
@@ -150,6 +160,12 @@ export function resolveConfig(config: Config): ResolvedConfig {
   if (!Number.isInteger(maxDrainingGenerations) || maxDrainingGenerations < 1) {
     throw new ConfigError(`maxDrainingGenerations must be a whole number >= 1, got ${JSON.stringify(maxDrainingGenerations)}`);
   }
+  if (config.fetcher !== undefined && (typeof config.fetcher !== 'object' || config.fetcher === null || typeof config.fetcher.fetch !== 'function')) {
+    throw new ConfigError('fetcher must be an object with a fetch(signal) method, such as new FileFetcher({ path }) or new HTTPFetcher({ url })');
+  }
+  if (config.preUpgrade !== undefined && typeof config.preUpgrade !== 'function') {
+    throw new ConfigError('preUpgrade must be a function (tempPath) => void | Promise<void>');
+  }
   if (config.logger !== undefined && (typeof config.logger !== 'object' || typeof config.logger.info !== 'function')) {
     throw new ConfigError('logger must be a pino-compatible logger (an object with info, warn, error, debug and child)');
   }
@@ -170,5 +186,7 @@ export function resolveConfig(config: Config): ResolvedConfig {
     debug: config.debug ?? false,
     publicKey: config.publicKey,
     maxDrainingGenerations,
+    maxBuildSize: positive('maxBuildSize', config.maxBuildSize, 512 * 1024 * 1024, 1, 'bytes'),
+    sanityTimeout: milliseconds('sanityTimeout', config.sanityTimeout, 15_000),
   };
 }

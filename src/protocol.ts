@@ -12,6 +12,9 @@ export const ENV = {
   generation: 'OVERSEER_GENERATION',
   addresses: 'OVERSEER_ADDRESSES',
   terminateTimeout: 'OVERSEER_TERMINATE_TIMEOUT',
+  /** Set by the master when it checks a candidate build: `run()` prints it back and exits. */
+  sanity: 'OVERSEER_SANITY_CHECK',
+  binVersion: 'OVERSEER_BIN_VERSION',
   listenFds: 'LISTEN_FDS',
   listenFdNames: 'LISTEN_FDNAMES',
   listenPid: 'LISTEN_PID',

@@ -6,7 +6,8 @@ import { parseAddress } from './master/addresses.js';
 import type { RestartOutcome } from './master/generation.js';
 import type { Master } from './master/master.js';
 import { bufferMasterSignals } from './master/signals.js';
-import { isWorkerProcess } from './protocol.js';
+import { ENV, isWorkerProcess } from './protocol.js';
+import { SANITY_PREFIX } from './master/upgrade/sanity.js';
 import { runWorker, setupFromEnvironment } from './worker/run-worker.js';
 
 let activeMaster: Master | undefined;
@@ -24,6 +25,12 @@ function canSupervise(): boolean {
  */
 export function run(options: Config): Promise<void> {
   const config = resolveConfig(options);
+  const sanityToken = process.env[ENV.sanity];
+  if (sanityToken) {
+    // The master is checking this build before installing it: it loads, and its options are valid.
+    process.stdout.write(`\n${SANITY_PREFIX}${sanityToken}\n`, () => process.exit(0));
+    return new Promise(() => {});
+  }
   if (isWorkerProcess()) return runWorker(config, setupFromEnvironment(config));
   if (!canSupervise()) {
     if (config.required) {

@@ -1,4 +1,11 @@
+import type { BuildKind } from './upgrade/build-kind.js';
 import type { WorkerProcess } from './worker-process.js';
+
+/** A build as the master starts it: its id (hex SHA-256) and how to run it. */
+export interface Build {
+  buildId: string;
+  kind: BuildKind;
+}
 
 /** The workers started together by one start or restart. */
 export class Generation {
@@ -6,8 +13,12 @@ export class Generation {
 
   constructor(
     readonly number: number,
-    readonly buildId: string,
+    readonly build: Build,
   ) {}
+
+  get buildId(): string {
+    return this.build.buildId;
+  }
 
   get size(): number {
     return this.workers.size;

@@ -4,10 +4,15 @@ import type { Logger } from '../logger.js';
 import { ENV } from '../protocol.js';
 import { CrashBackoff } from './backoff.js';
 import { hashFile } from './build-id.js';
-import { awaitGenerationReady, Generation, type RestartOutcome } from './generation.js';
+import type { FetchedBuild } from '../fetchers/fetcher.js';
+import { awaitGenerationReady, Generation, type Build, type RestartOutcome } from './generation.js';
 import { bindAll, unlinkUnixSockets, type BoundListener } from './listeners.js';
 import { assertMasterInternals } from './node-internals.js';
 import { installMasterSignals, type SignalBuffer } from './signals.js';
+import { detectBuildKind } from './upgrade/build-kind.js';
+import { FetchScheduler } from './upgrade/scheduler.js';
+import type { BuildStatus } from './upgrade/status.js';
+import { Upgrader } from './upgrade/upgrader.js';
 import { WorkerProcess } from './worker-process.js';
 
 /** How to start the entry script again as a worker. */
@@ -39,6 +44,8 @@ export class Master {
   private readonly backoff = new CrashBackoff();
   private readonly replacementTimers = new Set<NodeJS.Timeout>();
   private removeSignalHandlers: (() => void) | undefined;
+  private upgrader: Upgrader | undefined;
+  private scheduler: FetchScheduler | undefined;
   private readonly log: Logger;
   /** Writes the lines workers hand over. */
   private readonly workerLog: Logger;
@@ -84,15 +91,65 @@ export class Master {
     assertMasterInternals();
     this.listeners = await bindAll(this.config.addresses);
     for (const listener of this.listeners) this.log.info({ address: listener.address, fd: listener.fd }, 'bound');
-    const buildId = await hashFile(this.entry.binPath);
+    const build = await this.readBuild();
     this.log.info(
-      { addresses: this.addresses, workers: this.config.workers, buildId, binPath: this.entry.binPath },
+      { addresses: this.addresses, workers: this.config.workers, buildId: build.buildId, kind: build.kind, binPath: this.entry.binPath },
       'master started',
     );
     if (this.shuttingDown) return;
-    const generation = new Generation(this.nextGeneration++, buildId);
+    const generation = new Generation(this.nextGeneration++, build);
     this.current = generation;
-    for (let i = 0; i < this.config.workers; i++) this.spawnWorker(generation, buildId);
+    for (let i = 0; i < this.config.workers; i++) this.spawnWorker(generation, build);
+    if (this.config.fetcher) await this.startFetching(build.buildId);
+  }
+
+  /** The installed build: its id, and whether it is a script for node or a program of its own. */
+  private async readBuild(): Promise<Build> {
+    const [buildId, kind] = await Promise.all([hashFile(this.entry.binPath), detectBuildKind(this.entry.binPath)]);
+    return { buildId, kind };
+  }
+
+  private async startFetching(runningId: string): Promise<void> {
+    const fetcher = this.config.fetcher!;
+    const upgrader = new Upgrader({
+      ...this.entry,
+      runningId,
+      maxBuildSize: this.config.maxBuildSize,
+      sanityTimeout: this.config.sanityTimeout,
+      preUpgrade: this.config.preUpgrade,
+      noRestartAfterFetch: this.config.noRestartAfterFetch,
+      log: this.log,
+      restart: (reason) => this.restart(reason),
+      signal: this.shutdownController.signal,
+    });
+    this.upgrader = upgrader;
+    const scheduler = new FetchScheduler(fetcher, {
+      minFetchInterval: this.config.minFetchInterval,
+      log: this.log,
+      onBuild: async (build: FetchedBuild, source: string) => void (await upgrader.upgrade(build, source)),
+      onStatus: (status) =>
+        this.log.info({ source: status.source, result: status.lastResult, reason: status.lastError, consecutiveFailures: status.consecutiveFailures }, 'source status'),
+    });
+    this.scheduler = scheduler;
+    await fetcher.init?.({ runningId, runningVersion: undefined, binPath: this.entry.binPath, log: this.log.child({ source: scheduler.source }) });
+    if (this.shuttingDown) return;
+    this.log.info({ source: scheduler.source, minFetchInterval: this.config.minFetchInterval }, 'watching for new builds');
+    scheduler.start();
+  }
+
+  /** The running build, each source's last check and the last upgrade. */
+  buildStatus(): BuildStatus {
+    return {
+      running: { buildId: this.upgrader?.runningId ?? this.current?.buildId ?? '', version: this.upgrader?.runningVersion },
+      sources: this.scheduler ? [{ ...this.scheduler.status }] : [],
+      lastUpgrade: this.upgrader?.lastUpgrade,
+    };
+  }
+
+  /** Checks the sources now; resolves once the check, and any upgrade it led to, has ended. */
+  async checkForUpgrade(): Promise<BuildStatus> {
+    await this.scheduler?.checkNow();
+    return this.buildStatus();
   }
 
   /**
@@ -121,18 +178,19 @@ export class Master {
 
   private async performRestart(reason: string): Promise<RestartOutcome> {
     const began = Date.now();
-    let buildId: string;
+    let build: Build;
     try {
-      buildId = await hashFile(this.entry.binPath);
+      build = await this.readBuild();
     } catch (error) {
       const why = `cannot read the build at ${this.entry.binPath}: ${describeError(error)}`;
       this.log.error({ reason: why }, 'restart abandoned: old generation keeps serving');
       return { ok: false, generation: undefined, reason: why };
     }
-    const generation = new Generation(this.nextGeneration++, buildId);
+    const { buildId } = build;
+    const generation = new Generation(this.nextGeneration++, build);
     this.log.info({ generation: generation.number, buildId, reason }, 'restart begun');
     this.starting = generation;
-    for (let i = 0; i < this.config.workers; i++) this.spawnWorker(generation, buildId);
+    for (let i = 0; i < this.config.workers; i++) this.spawnWorker(generation, build);
     const result = await awaitGenerationReady(generation, this.config.readyTimeout, this.shutdownController.signal);
     this.starting = undefined;
     if (!result.ok) {
@@ -150,7 +208,7 @@ export class Master {
     return { ok: true, generation: generation.number, buildId, durationMs };
   }
 
-  private spawnWorker(generation: Generation, buildId: string): WorkerProcess {
+  private spawnWorker(generation: Generation, { buildId, kind }: Build): WorkerProcess {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       [ENV.worker]: '1',
@@ -168,11 +226,13 @@ export class Master {
       delete env[ENV.listenFds];
       delete env[ENV.listenFdNames];
     }
-    const args = [...workerExecArgv(this.entry.execArgv), this.entry.binPath, ...this.entry.args];
-    this.log.debug({ generation: generation.number, command: this.entry.execPath, args, listenFds: this.listeners.length }, 'spawning worker');
+    // A script runs on the master's own node; a native build is a program of its own.
+    const command = kind === 'native' ? this.entry.binPath : this.entry.execPath;
+    const args = kind === 'native' ? [...this.entry.args] : [...workerExecArgv(this.entry.execArgv), this.entry.binPath, ...this.entry.args];
+    this.log.debug({ generation: generation.number, command, args, listenFds: this.listeners.length }, 'spawning worker');
     const worker = new WorkerProcess(
       {
-        command: this.entry.execPath,
+        command,
         args,
         env,
         listenerFds: this.listeners.map((listener) => listener.fd),
@@ -217,9 +277,9 @@ export class Master {
       const timer = setTimeout(() => {
         this.replacementTimers.delete(timer);
         if (generation !== this.current || this.shuttingDown) return;
-        hashFile(this.entry.binPath).then(
-          (buildId) => {
-            if (generation === this.current && !this.shuttingDown) this.spawnWorker(generation, buildId);
+        this.readBuild().then(
+          (build) => {
+            if (generation === this.current && !this.shuttingDown) this.spawnWorker(generation, build);
           },
           (error) => this.log.error({ err: error }, 'cannot read the build to replace a crashed worker'),
         );
@@ -274,6 +334,7 @@ export class Master {
     this.log.info({ signal }, 'shutdown begun: draining workers');
     const workers = this.liveWorkers();
     this.shutdownController.abort();
+    this.scheduler?.stop();
     for (const timer of this.replacementTimers) clearTimeout(timer);
     await Promise.all(workers.map((worker) => worker.stop(this.config.terminateTimeout)));
     this.closeListeners();

@@ -27,6 +27,10 @@ export interface AppOptions {
   prelude?: string;
   /** Extra import lines at the top of the module. */
   imports?: string;
+  /** Code placed before everything else in the module (runs in the master, workers and sanity checks). */
+  top?: string;
+  /** An expression for the `fetcher` option; `FileFetcher` is imported. */
+  fetcher?: string;
 }
 
 /**
@@ -49,8 +53,9 @@ export function appSource(options: AppOptions = {}): string {
     'never-ready': 'await new Promise(() => {});',
     'ready-early': 'state.ready(); await new Promise(() => {});',
   }[startup];
-  return `import http from 'node:http';
-import { run, restart } from ${JSON.stringify(DIST_INDEX)};
+  return `${options.top ?? ''}
+import http from 'node:http';
+import { run, restart, FileFetcher } from ${JSON.stringify(DIST_INDEX)};
 ${options.imports ?? ''}
 
 const REPLY = ${JSON.stringify(reply)};
@@ -82,6 +87,7 @@ run({
   terminateTimeout: ${terminateTimeout},
   readyTimeout: ${readyTimeout},
   ${options.extraOptions ?? ''}
+  ${options.fetcher ? `fetcher: ${options.fetcher}, minFetchInterval: 50,` : ''}
   program: async (state) => {
     ${options.prelude ?? ''}
     ${before}

@@ -1,0 +1,148 @@
+import { rename, rm } from 'node:fs/promises';
+import { ChecksumError, describeError } from '../../errors.js';
+import type { FetchedBuild } from '../../fetchers/fetcher.js';
+import type { Logger } from '../../logger.js';
+import type { RestartOutcome } from '../generation.js';
+import { detectBuildKind } from './build-kind.js';
+import { download, gunzipFile, isGzip } from './download.js';
+import { install, restorePrevious } from './install.js';
+import { buildPaths, type BuildPaths } from './paths.js';
+import { sanityCheck } from './sanity.js';
+import type { UpgradeOutcome, UpgradeRecord } from './status.js';
+
+export interface UpgraderOptions {
+  /** The installed build: the entry script the master starts workers from. */
+  binPath: string;
+  execPath: string;
+  execArgv: readonly string[];
+  args: readonly string[];
+  runningId: string;
+  maxBuildSize: number;
+  sanityTimeout: number;
+  preUpgrade: ((tempPath: string) => unknown) | undefined;
+  noRestartAfterFetch: boolean;
+  log: Logger;
+  /** The master's graceful restart onto the installed build. */
+  restart(reason: string): Promise<RestartOutcome>;
+  /** Aborted when the master shuts down: stops a download or sanity check under way. */
+  signal: AbortSignal;
+}
+
+/** A build that did not make it, and why: the same bytes are never tried again. */
+class Rejection extends Error {
+  constructor(
+    readonly outcome: Extract<UpgradeOutcome, 'skipped' | 'rejected'>,
+    message: string,
+    readonly buildId?: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Takes a fetched build from download to serving, in order, logging each step: stream it beside
+ * the installed build while hashing; check the published SHA-256; skip the running build and
+ * builds rejected before; `preUpgrade`; sanity-check it; install it atomically, keeping the
+ * previous build; restart onto it. A new generation that fails puts the previous build back and
+ * the old workers never stop serving. Never throws: every end is an `UpgradeRecord`.
+ */
+export class Upgrader {
+  runningId: string;
+  runningVersion: string | undefined;
+  lastUpgrade: UpgradeRecord | undefined;
+  private readonly rejected = new Map<string, string>();
+  private readonly paths: BuildPaths;
+
+  constructor(private readonly options: UpgraderOptions) {
+    this.runningId = options.runningId;
+    this.paths = buildPaths(options.binPath);
+  }
+
+  async upgrade(build: FetchedBuild, source: string): Promise<UpgradeRecord> {
+    const log = this.options.log.child({ source, version: build.version });
+    let buildId: string | undefined;
+    try {
+      const known = build.sha256?.toLowerCase();
+      if (known !== undefined) this.skipIfKnown(known);
+      log.info({ size: build.size, name: build.name }, 'upgrade: new build found, downloading');
+      const downloaded = await download(build.stream, this.paths.download, this.options.maxBuildSize, this.options.signal);
+      log.info({ sha256: downloaded.sha256, bytes: downloaded.bytes }, 'upgrade: build downloaded');
+      if (known !== undefined && known !== downloaded.sha256) {
+        throw new Rejection(
+          'rejected',
+          new ChecksumError(`checksum mismatch: the source says SHA-256 ${known}, the build downloaded has ${downloaded.sha256}`).message,
+          downloaded.sha256,
+        );
+      }
+      buildId = await this.decode(downloaded.sha256);
+      this.skipIfKnown(buildId);
+      if (this.options.preUpgrade) {
+        try {
+          await this.options.preUpgrade(this.paths.next);
+        } catch (error) {
+          throw new Rejection('rejected', `preUpgrade threw: ${describeError(error)}`, buildId);
+        }
+      }
+      const kind = await detectBuildKind(this.paths.next);
+      try {
+        await sanityCheck(this.paths.next, { ...this.options, kind, timeoutMs: this.options.sanityTimeout, signal: this.options.signal });
+      } catch (error) {
+        throw new Rejection('rejected', describeError(error), buildId);
+      }
+      log.info({ buildId, kind }, 'upgrade: sanity check passed');
+      await install(this.paths);
+      log.info({ buildId, previous: this.paths.previous }, 'upgrade: build installed');
+      if (this.options.noRestartAfterFetch) {
+        return this.finish(log, { outcome: 'installed', buildId, version: build.version, source, reason: 'noRestartAfterFetch: the next restart runs it' });
+      }
+      const outcome = await this.options.restart(`upgrade to build ${buildId.slice(0, 12)}${build.version ? ` (${build.version})` : ''}`);
+      if (!outcome.ok) {
+        await restorePrevious(this.paths);
+        this.rejected.set(buildId, outcome.reason);
+        return this.finish(log, { outcome: 'rolled back', buildId, version: build.version, source, reason: outcome.reason });
+      }
+      this.runningId = buildId;
+      this.runningVersion = build.version;
+      return this.finish(log, { outcome: 'installed', buildId, version: build.version, source, reason: undefined });
+    } catch (error) {
+      build.stream.destroy();
+      if (error instanceof Rejection) {
+        if (error.outcome === 'rejected' && error.buildId) this.rejected.set(error.buildId, error.message);
+        return this.finish(log, { outcome: error.outcome, buildId: error.buildId ?? buildId, version: build.version, source, reason: error.message });
+      }
+      // A download cut short, a full disk: nothing is remembered, the next fetch tries again.
+      return this.finish(log, { outcome: 'rejected', buildId, version: build.version, source, reason: describeError(error) });
+    } finally {
+      await Promise.all([rm(this.paths.download, { force: true }), rm(this.paths.next, { force: true })]);
+    }
+  }
+
+  private skipIfKnown(buildId: string): void {
+    if (buildId === this.runningId) throw new Rejection('skipped', 'this build is already running', buildId);
+    const why = this.rejected.get(buildId);
+    if (why !== undefined) throw new Rejection('skipped', `this build was rejected before: ${why}`, buildId);
+  }
+
+  /** Leaves the candidate at `paths.next`, gunzipped when it came gzipped; resolves with its id. */
+  private async decode(downloadedSha256: string): Promise<string> {
+    if (!(await isGzip(this.paths.download))) {
+      await rename(this.paths.download, this.paths.next);
+      return downloadedSha256;
+    }
+    return gunzipFile(this.paths.download, this.paths.next, this.options.maxBuildSize);
+  }
+
+  private finish(log: Logger, record: Omit<UpgradeRecord, 'at'>): UpgradeRecord {
+    const full: UpgradeRecord = { at: new Date().toISOString(), ...record };
+    const fields = { outcome: full.outcome, buildId: full.buildId, reason: full.reason };
+    if (full.outcome === 'installed') log.info(fields, 'upgrade done');
+    else if (full.outcome === 'skipped') {
+      // Polls keep finding a skipped build until the source changes: say it once.
+      const repeat = this.lastUpgrade?.outcome === 'skipped' && this.lastUpgrade.buildId === full.buildId;
+      if (repeat) log.debug(fields, 'upgrade skipped');
+      else log.info(fields, 'upgrade skipped');
+    } else log.error(fields, full.outcome === 'rolled back' ? 'upgrade rolled back: the previous build keeps serving' : 'upgrade rejected: the running build keeps serving');
+    this.lastUpgrade = full;
+    return full;
+  }
+}
