@@ -83,6 +83,8 @@ export interface Config {
   maxBuildSize?: number;
   /** Milliseconds a fetched build may take to load and reach `run()` in its sanity check. Default 15000. */
   sanityTimeout?: number;
+  /** Milliseconds a fetcher may take to say whether there is a new build (not the download). Default 60000. */
+  fetchTimeout?: number;
 }
 
 /** `Config` with every default applied and every value checked. */
@@ -105,6 +107,7 @@ export interface ResolvedConfig {
   maxDrainingGenerations: number;
   maxBuildSize: number;
   sanityTimeout: number;
+  fetchTimeout: number;
 }
 
 const SIGNALS_NOT_FOR_RESTART = new Set(['SIGKILL', 'SIGSTOP', 'SIGTERM', 'SIGINT', 'SIGUSR1']);
@@ -188,5 +191,6 @@ export function resolveConfig(config: Config): ResolvedConfig {
     maxDrainingGenerations,
     maxBuildSize: positive('maxBuildSize', config.maxBuildSize, 512 * 1024 * 1024, 1, 'bytes'),
     sanityTimeout: milliseconds('sanityTimeout', config.sanityTimeout, 15_000),
+    fetchTimeout: milliseconds('fetchTimeout', config.fetchTimeout, 60_000),
   };
 }

@@ -4,6 +4,7 @@ export type { Logger } from './logger.js';
 export type { RestartOutcome } from './master/generation.js';
 export type { Fetcher, FetcherContext, FetchedBuild, BuildInfo } from './fetchers/fetcher.js';
 export { FileFetcher, type FileFetcherOptions } from './fetchers/file.js';
+export { HTTPFetcher, type HTTPFetcherOptions } from './fetchers/http.js';
 export type { BuildStatus, SourceStatus, UpgradeRecord, UpgradeOutcome, CheckResult } from './master/upgrade/status.js';
 export {
   OverseerError,

@@ -14,6 +14,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
+import { tempMarker } from './helpers/processes.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, FetchError } from '../src/errors.js';
 import { FileFetcher, type FileFetcherOptions } from '../src/fetchers/file.js';
@@ -97,7 +98,7 @@ function makeFetcher(options: Partial<FileFetcherOptions> = {}): FileFetcher {
 const signal = () => new AbortController().signal;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'overseer-test-'));
+  dir = mkdtempSync(join(tmpdir(), tempMarker()));
   buildPath = join(dir, 'app.mjs');
   log = memoryLogger();
 });

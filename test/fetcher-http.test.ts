@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { tempMarker } from './helpers/processes.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, FetchError } from '../src/errors.js';
 import type { FetchedBuild } from '../src/fetchers/fetcher.js';
@@ -82,7 +83,7 @@ function expectBuild(build: FetchedBuild | undefined): FetchedBuild {
 }
 
 function makeTempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'overseer-test-'));
+  const dir = mkdtempSync(join(tmpdir(), tempMarker()));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }

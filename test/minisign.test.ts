@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tempMarker } from './helpers/processes.js';
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { keygenCommand, signCommand } from '../src/cli/signing.js';
 import { SignatureError } from '../src/errors.js';
@@ -96,7 +97,7 @@ async function expectSignatureError(action: Promise<unknown> | (() => unknown), 
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'overseer-test-'));
+  dir = mkdtempSync(join(tmpdir(), tempMarker()));
   try {
     const version = await runMinisign(['-v']);
     expect(version.stdout + version.stderr, 'the minisign binary is needed as the reference implementation').toMatch(/minisign \d/);
@@ -106,7 +107,7 @@ beforeAll(async () => {
 });
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'overseer-test-'));
+  dir = mkdtempSync(join(tmpdir(), tempMarker()));
 });
 
 afterEach(() => {

@@ -2,7 +2,7 @@ import { isIPv4 } from 'node:net';
 import { posix } from 'node:path';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { ConfigError, FetchError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { FetchedBuild, Fetcher, FetcherContext } from './fetcher.js';
@@ -127,7 +127,9 @@ export class HTTPFetcher implements Fetcher {
     );
     signal.addEventListener('abort', onCallerAbort, { once: true });
     if (signal.aborted) onCallerAbort();
-    const agent = new Agent({
+    // undici loads only here, in the master: every worker imports this module too, and undici is heavy.
+    const undici = await import('undici');
+    const agent = new undici.Agent({
       connectTimeout: this.#connectTimeout,
       headersTimeout: Math.min(this.#timeout, this.#idleTimeout),
       bodyTimeout: this.#idleTimeout,
@@ -140,7 +142,7 @@ export class HTTPFetcher implements Fetcher {
 
     const at = { url: this.#url };
     try {
-      const response = await this.#follow(agent, controller.signal, at);
+      const response = await this.#follow(undici.request, agent, controller.signal, at);
       if (response.statusCode === 200) {
         const build = this.#handOver(response, at.url, release);
         failStream = (error) => build.stream.destroy(error);
@@ -160,7 +162,7 @@ export class HTTPFetcher implements Fetcher {
   }
 
   /** Requests the URL, following redirects by hand so that each hop is checked; `at.url` is the hop under way. */
-  async #follow(agent: Agent, signal: AbortSignal, at: { url: URL }): Promise<Dispatcher.ResponseData> {
+  async #follow(request: typeof import('undici').request, agent: Agent, signal: AbortSignal, at: { url: URL }): Promise<Dispatcher.ResponseData> {
     let sameOrigin = true;
     for (let redirects = 0; ; redirects++) {
       const url = at.url;

@@ -125,6 +125,7 @@ export class Master {
     this.upgrader = upgrader;
     const scheduler = new FetchScheduler(fetcher, {
       minFetchInterval: this.config.minFetchInterval,
+      fetchTimeout: this.config.fetchTimeout,
       log: this.log,
       onBuild: async (build: FetchedBuild, source: string) => void (await upgrader.upgrade(build, source)),
       onStatus: (status) =>

@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { TEMP_MARKER } from './processes.js';
+import { tempMarker } from './processes.js';
 
 function leftovers(): string[] {
   try {
-    const out = execFileSync('pgrep', ['-af', TEMP_MARKER], { encoding: 'utf8' });
+    const out = execFileSync('pgrep', ['-af', tempMarker()], { encoding: 'utf8' });
     return out.split('\n').filter((line) => line.trim() !== '' && !line.includes('pgrep'));
   } catch {
     return []; // pgrep exits 1 when nothing matches
@@ -13,6 +13,8 @@ function leftovers(): string[] {
 }
 
 export function setup(): void {
+  // Test files run in child processes, which inherit this: their temporary directories carry it.
+  process.env.OVERSEER_TEST_RUN = String(process.pid);
   if (!existsSync(join(import.meta.dirname, '..', '..', 'dist', 'index.js'))) {
     throw new Error('dist/ is missing: run `npm run build` (npm test does it for you)');
   }

@@ -5,8 +5,13 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 
-/** Every temporary directory of this test run carries this marker, so leftovers can be found. */
-export const TEMP_MARKER = 'overseer-test-';
+/**
+ * Every temporary directory of this test run carries this marker, so that the run's leftover
+ * processes can be found, and only its own: other runs on the machine have other markers.
+ */
+export function tempMarker(): string {
+  return `overseer-test-${process.env.OVERSEER_TEST_RUN ?? process.pid}-`;
+}
 
 export const DIST_INDEX = pathToFileURL(join(import.meta.dirname, '..', '..', 'dist', 'index.js')).href;
 
@@ -24,7 +29,7 @@ const started = new Set<MasterProcess>();
 const tempDirs = new Set<string>();
 
 export function makeTempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), TEMP_MARKER));
+  const dir = mkdtempSync(join(tmpdir(), tempMarker()));
   tempDirs.add(dir);
   return dir;
 }

@@ -8,8 +8,10 @@ import type { BuildPaths } from './paths.js';
  * executable).
  */
 export async function install(paths: BuildPaths): Promise<void> {
-  const { mode } = await stat(paths.installed);
-  await chmod(paths.next, mode & 0o7777);
+  const installedMode = (await stat(paths.installed)).mode & 0o7777;
+  const nextMode = (await stat(paths.next)).mode & 0o7777;
+  // The installed file's permissions, plus execute bits the candidate needs (a native build).
+  await chmod(paths.next, installedMode | (nextMode & 0o111));
   await keepCopy(paths.installed, paths.previous);
   await rename(paths.next, paths.installed);
 }

@@ -1,4 +1,4 @@
-import { describeError } from '../../errors.js';
+import { describeError, FetchError } from '../../errors.js';
 import type { FetchedBuild, Fetcher } from '../../fetchers/fetcher.js';
 import type { Logger } from '../../logger.js';
 import type { CheckResult, SourceStatus } from './status.js';
@@ -7,16 +7,24 @@ import type { CheckResult, SourceStatus } from './status.js';
 export const DEFAULT_FETCH_INTERVAL_MS = 5 * 60_000;
 /** Spread of each interval, so that a fleet started together does not poll in lock step. */
 const JITTER = 0.1;
-/** First retry after a failed fetch; doubles per failure up to the fetcher's interval. */
+/** First retry after a failed fetch; doubles per failure up to the interval, or a minute when that is longer. */
 const FIRST_RETRY_MS = 1000;
+const LONGEST_RETRY_MS = 60_000;
 
 export interface SchedulerOptions {
   minFetchInterval: number;
+  /** Longest a fetcher may take to say whether there is a build; past it the fetch is aborted and counts as failed. */
+  fetchTimeout: number;
   log: Logger;
   /** Takes a new build through the upgrade pipeline; the next fetch waits for it. */
   onBuild(build: FetchedBuild, source: string): Promise<void>;
   /** Called whenever the source's status changes. */
   onStatus?(status: SourceStatus): void;
+}
+
+/** Rejects with the abort reason, so a fetcher that ignores its signal cannot hold the schedule. */
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
 }
 
 function jittered(ms: number): number {
@@ -26,7 +34,8 @@ function jittered(ms: number): number {
 /**
  * Decides when to ask a fetcher for a new build: at start-up, then every `interval` with jitter,
  * at once (but never closer than `minFetchInterval`) when the fetcher's watch fires, and after a
- * failure with a backoff that starts at a second and doubles up to the interval. One fetch at a
+ * failure with a backoff that starts at a second and doubles up to the interval (or a minute, for a
+ * source polled more often than that). One fetch at a
  * time; a failure is logged at warn with its reason and never stops the master.
  */
 export class FetchScheduler {
@@ -90,7 +99,8 @@ export class FetchScheduler {
         this.again = false;
         this.schedule(0);
       } else if (this.status.consecutiveFailures > 0) {
-        this.schedule(jittered(Math.min(this.interval, FIRST_RETRY_MS * 2 ** (this.status.consecutiveFailures - 1))));
+        const cap = Math.max(this.interval, LONGEST_RETRY_MS);
+        this.schedule(jittered(Math.min(cap, FIRST_RETRY_MS * 2 ** (this.status.consecutiveFailures - 1))));
       } else {
         this.schedule(jittered(this.interval));
       }
@@ -102,24 +112,38 @@ export class FetchScheduler {
   private async fetchOnce(): Promise<CheckResult> {
     clearTimeout(this.timer);
     this.lastStartedAt = Date.now();
-    let result: CheckResult;
+    // Only the answer is timed: once a build is handed over, its download may take as long as it takes.
+    const attempt = new AbortController();
+    const stop = () => attempt.abort(this.stopped.signal.reason);
+    this.stopped.signal.addEventListener('abort', stop, { once: true });
+    const timer = setTimeout(
+      () => attempt.abort(new FetchError(this.source, `${this.source} did not answer within fetchTimeout (${this.options.fetchTimeout} ms)`)),
+      this.options.fetchTimeout,
+    );
+    let build: FetchedBuild | undefined;
     try {
-      const build = await this.fetcher.fetch(this.stopped.signal);
-      result = build ? 'new build' : 'nothing new';
-      this.record(result, undefined);
-      if (build) await this.options.onBuild(build, this.source);
-      else this.options.log.debug({ source: this.source }, 'fetch: nothing new');
+      build = await Promise.race([this.fetcher.fetch(attempt.signal), rejectOnAbort(attempt.signal)]);
     } catch (error) {
       if (this.stopped.signal.aborted) return 'failed';
-      result = 'failed';
       const reason = describeError(error);
-      this.record(result, reason);
+      this.record('failed', reason);
       this.options.log.warn(
         { source: this.source, reason, code: (error as { code?: unknown }).code, consecutiveFailures: this.status.consecutiveFailures },
         'fetch failed: will retry',
       );
+      return 'failed';
+    } finally {
+      clearTimeout(timer);
+      this.stopped.signal.removeEventListener('abort', stop);
     }
-    return result;
+    if (!build) {
+      this.record('nothing new', undefined);
+      this.options.log.debug({ source: this.source }, 'fetch: nothing new');
+      return 'nothing new';
+    }
+    this.record('new build', undefined);
+    await this.options.onBuild(build, this.source);
+    return 'new build';
   }
 
   private record(result: CheckResult, error: string | undefined): void {

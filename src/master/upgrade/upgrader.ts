@@ -1,4 +1,4 @@
-import { rename, rm } from 'node:fs/promises';
+import { chmod, rename, rm } from 'node:fs/promises';
 import { ChecksumError, describeError } from '../../errors.js';
 import type { FetchedBuild } from '../../fetchers/fetcher.js';
 import type { Logger } from '../../logger.js';
@@ -84,6 +84,8 @@ export class Upgrader {
         }
       }
       const kind = await detectBuildKind(this.paths.next);
+      // A program is started directly: it must be executable for its sanity check and from then on.
+      if (kind === 'native') await chmod(this.paths.next, 0o755);
       try {
         await sanityCheck(this.paths.next, { ...this.options, kind, timeoutMs: this.options.sanityTimeout, signal: this.options.signal });
       } catch (error) {
