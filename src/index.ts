@@ -2,6 +2,7 @@ export { run, restart } from './run.js';
 export type { Config, State, Program, ListenerHandle } from './config.js';
 export type { Logger } from './logger.js';
 export type { RestartOutcome } from './master/generation.js';
+export type { MasterStatus, GenerationStatus, WorkerStatus } from './master/status.js';
 export type { Fetcher, FetcherContext, FetchedBuild, BuildInfo } from './fetchers/fetcher.js';
 export { FileFetcher, type FileFetcherOptions } from './fetchers/file.js';
 export { HTTPFetcher, type HTTPFetcherOptions } from './fetchers/http.js';

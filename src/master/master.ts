@@ -12,6 +12,7 @@ import { installMasterSignals, type SignalBuffer } from './signals.js';
 import { detectBuildKind } from './upgrade/build-kind.js';
 import { FetchScheduler } from './upgrade/scheduler.js';
 import type { BuildStatus } from './upgrade/status.js';
+import type { GenerationStatus, MasterStatus } from './status.js';
 import { Upgrader } from './upgrade/upgrader.js';
 import { WorkerProcess } from './worker-process.js';
 
@@ -45,6 +46,8 @@ export class Master {
   private readonly replacementTimers = new Set<NodeJS.Timeout>();
   private removeSignalHandlers: (() => void) | undefined;
   private upgrader: Upgrader | undefined;
+  private readonly startedAt = Date.now();
+  private lastRestart: (RestartOutcome & { at: string; reason: string }) | undefined;
   private scheduler: FetchScheduler | undefined;
   private readonly log: Logger;
   /** Writes the lines workers hand over. */
@@ -99,7 +102,7 @@ export class Master {
     if (this.shuttingDown) return;
     const generation = new Generation(this.nextGeneration++, build);
     this.current = generation;
-    for (let i = 0; i < this.config.workers; i++) this.spawnWorker(generation, build);
+    for (let slot = 0; slot < this.config.workers; slot++) this.spawnWorker(generation, build, slot);
     if (this.config.fetcher) await this.startFetching(build.buildId);
   }
 
@@ -136,6 +139,38 @@ export class Master {
     if (this.shuttingDown) return;
     this.log.info({ source: scheduler.source, minFetchInterval: this.config.minFetchInterval }, 'watching for new builds');
     scheduler.start();
+  }
+
+  /** Everything `overseer status` shows: the master, its generations and workers, its builds. */
+  status(): MasterStatus {
+    const now = Date.now();
+    const describe = (generation: Generation, state: GenerationStatus['state']): GenerationStatus => ({
+      number: generation.number,
+      buildId: generation.buildId,
+      state,
+      workers: [...generation.workers].map((worker) => ({
+        pid: worker.pid,
+        generation: generation.number,
+        slot: worker.slot,
+        phase: worker.phase,
+        uptimeMs: now - worker.startedAt,
+        restarts: worker.restarts,
+      })),
+    });
+    const generations: GenerationStatus[] = [];
+    if (this.current) generations.push(describe(this.current, 'current'));
+    if (this.starting) generations.push(describe(this.starting, 'starting'));
+    for (const generation of this.draining) generations.push(describe(generation, 'draining'));
+    return {
+      pid: process.pid,
+      startedAt: new Date(this.startedAt).toISOString(),
+      uptimeMs: now - this.startedAt,
+      addresses: this.addresses,
+      binPath: this.entry.binPath,
+      generations,
+      lastRestart: this.lastRestart,
+      build: this.buildStatus(),
+    };
   }
 
   /** The running build, each source's last check and the last upgrade. */
@@ -178,6 +213,12 @@ export class Master {
   }
 
   private async performRestart(reason: string): Promise<RestartOutcome> {
+    const outcome = await this.restartOnce(reason);
+    this.lastRestart = { ...outcome, at: new Date().toISOString(), reason };
+    return outcome;
+  }
+
+  private async restartOnce(reason: string): Promise<RestartOutcome> {
     const began = Date.now();
     let build: Build;
     try {
@@ -191,7 +232,7 @@ export class Master {
     const generation = new Generation(this.nextGeneration++, build);
     this.log.info({ generation: generation.number, buildId, reason }, 'restart begun');
     this.starting = generation;
-    for (let i = 0; i < this.config.workers; i++) this.spawnWorker(generation, build);
+    for (let slot = 0; slot < this.config.workers; slot++) this.spawnWorker(generation, build, slot);
     const result = await awaitGenerationReady(generation, this.config.readyTimeout, this.shutdownController.signal);
     this.starting = undefined;
     if (!result.ok) {
@@ -209,7 +250,7 @@ export class Master {
     return { ok: true, generation: generation.number, buildId, durationMs };
   }
 
-  private spawnWorker(generation: Generation, { buildId, kind }: Build): WorkerProcess {
+  private spawnWorker(generation: Generation, { buildId, kind }: Build, slot: number, restarts = 0): WorkerProcess {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       [ENV.worker]: '1',
@@ -239,6 +280,8 @@ export class Master {
         listenerFds: this.listeners.map((listener) => listener.fd),
         generation: generation.number,
         buildId,
+        slot,
+        restarts,
       },
       this.log,
       this.workerLog,
@@ -280,7 +323,7 @@ export class Master {
         if (generation !== this.current || this.shuttingDown) return;
         this.readBuild().then(
           (build) => {
-            if (generation === this.current && !this.shuttingDown) this.spawnWorker(generation, build);
+            if (generation === this.current && !this.shuttingDown) this.spawnWorker(generation, build, worker.slot, worker.restarts + 1);
           },
           (error) => this.log.error({ err: error }, 'cannot read the build to replace a crashed worker'),
         );

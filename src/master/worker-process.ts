@@ -17,6 +17,10 @@ export interface WorkerSpec {
   listenerFds: readonly number[];
   generation: number;
   buildId: string;
+  /** Which of its generation's workers this is (0 to workers - 1); a replacement takes the slot of the one it replaces. */
+  slot: number;
+  /** How many workers crashed in this slot before this one. */
+  restarts: number;
 }
 
 interface WorkerEvents {
@@ -32,6 +36,8 @@ interface WorkerEvents {
 export class WorkerProcess extends EventEmitter<WorkerEvents> {
   readonly generation: number;
   readonly buildId: string;
+  readonly slot: number;
+  readonly restarts: number;
   readonly startedAt = Date.now();
   phase: WorkerPhase = 'starting';
   /** Whether the master asked this worker to stop (an exit after that is not a crash). */
@@ -50,6 +56,8 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
   constructor(spec: WorkerSpec, log: Logger, workerLog: Logger) {
     super();
     this.generation = spec.generation;
+    this.slot = spec.slot;
+    this.restarts = spec.restarts;
     this.buildId = spec.buildId;
     const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...spec.listenerFds, 'ipc'];
     this.child = spawn(spec.command, spec.args, { env: spec.env, stdio });
