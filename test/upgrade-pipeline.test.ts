@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { appSource, TestApp, type AppOptions } from './helpers/app.js';
 import { controlledFetcherSource, FetcherControl } from './helpers/controlled-fetcher.js';
 import { get, startLoad } from './helpers/load.js';
-import { cleanupAll, startMaster, type MasterProcess } from './helpers/processes.js';
+import { startWatching, upgradeEnded } from './helpers/upgrades.js';
+import { cleanupAll } from './helpers/processes.js';
 
 afterEach(cleanupAll);
 
@@ -36,22 +37,12 @@ function controlledApp(options: AppOptions = {}) {
   };
 }
 
-async function serving(app: TestApp) {
-  const master = startMaster(app.path);
-  const port = await master.port();
-  await master.waitForLog('worker ready');
-  await master.waitForLog('watching for new builds');
-  return { master, port };
-}
 
-function upgradeEnded(master: MasterProcess, count = 1) {
-  return master.waitForLog('upgrade ', { count, where: (line) => /^upgrade (done|skipped|rejected|rolled back)/.test(line.msg), timeoutMs: 20_000 });
-}
 
 describe('upgrade pipeline with a hand-written fetcher', () => {
   it('rejects a build whose SHA-256 is not the one its source published, before running it', async () => {
     const { app, offer } = controlledApp();
-    const { master, port } = await serving(app);
+    const { master, port } = await startWatching(app);
     const installedBefore = readFileSync(app.path, 'utf8');
     const load = startLoad({ port }, { connections: 8 });
     await load.flowing();
@@ -73,7 +64,7 @@ describe('upgrade pipeline with a hand-written fetcher', () => {
   for (const mode of ['fail', 'hang'] as const) {
     it(`logs a source that ${mode === 'fail' ? 'answers with an error' : 'hangs'} at warn, retries with backoff, keeps serving, and installs once it recovers`, async () => {
       const { app, offer, misbehave } = controlledApp();
-      const { master, port } = await serving(app);
+      const { master, port } = await startWatching(app);
       const load = startLoad({ port }, { connections: 8 });
       await load.flowing();
 
@@ -99,7 +90,7 @@ describe('upgrade pipeline with a hand-written fetcher', () => {
 
   it('runs a native build (a program of its own, told apart by content) directly', async () => {
     const { app, offer } = controlledApp();
-    const { master, port } = await serving(app);
+    const { master, port } = await startWatching(app);
     // A program that is not a node script: a shell script that starts an overseer program.
     const inner = join(app.dir, 'inner.mjs');
     writeFileSync(inner, appSource({ reply: 'Hello from a native build', readyTimeout: 3000 }));

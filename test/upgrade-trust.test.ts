@@ -7,13 +7,11 @@ import { writeCraftedTar } from './helpers/archives.js';
 import { appSource, TestApp, type AppOptions } from './helpers/app.js';
 import { controlledFetcherSource, FetcherControl } from './helpers/controlled-fetcher.js';
 import { get, startLoad } from './helpers/load.js';
-import { cleanupAll, makeTempDir, startMaster, type MasterProcess } from './helpers/processes.js';
+import { startWatching, upgradeEnded } from './helpers/upgrades.js';
+import { cleanupAll, makeTempDir, startMaster } from './helpers/processes.js';
 
 afterEach(cleanupAll);
 
-function upgradeEnded(master: MasterProcess, count = 1) {
-  return master.waitForLog('upgrade ', { count, where: (line) => /^upgrade (done|skipped|rejected|rolled back)/.test(line.msg), timeoutMs: 20_000 });
-}
 
 /** A minisign key pair made by the real minisign tool, unencrypted (-W). */
 function minisignKeys(dir: string, name: string) {
