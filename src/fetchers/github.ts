@@ -295,7 +295,10 @@ export class GitHubFetcher implements Fetcher {
       this.#log.warn({ source: this.source, until: when, status: response.status }, `GitHub rate limit reached: no request until ${when}`);
       return new FetchError(this.source, `GitHub rate limit reached fetching ${what} (HTTP ${response.status}); the next request is made after ${when}${advice}`);
     }
-    return new FetchError(this.source, `fetch of ${what} from ${response.where} answered HTTP ${response.status}; ${this.#hint(response.status)}`);
+    const hint = response.url.origin === this.#apiBase.origin
+      ? this.#hint(response.status)
+      : 'the storage host GitHub redirected to refused the download (its signed link may have expired); the fetch is retried later';
+    return new FetchError(this.source, `fetch of ${what} from ${response.where} answered HTTP ${response.status}; ${hint}`);
   }
 
   #hint(status: number): string {
