@@ -1,3 +1,4 @@
 export type { Fetcher, FetcherContext, FetchedBuild, BuildInfo } from './fetcher.js';
 export { FileFetcher, type FileFetcherOptions } from './file.js';
 export { HTTPFetcher, type HTTPFetcherOptions } from './http.js';
+export { S3Fetcher, type S3FetcherOptions } from './s3.js';
