@@ -8,6 +8,7 @@ export { FileFetcher, type FileFetcherOptions } from './fetchers/file.js';
 export { HTTPFetcher, type HTTPFetcherOptions } from './fetchers/http.js';
 export { GitHubFetcher, type GitHubFetcherOptions, type GitHubAsset, type GitHubAssetRule, type GitHubRelease } from './fetchers/github.js';
 export { checksumFor, parseChecksums, type ChecksumEntry } from './fetchers/checksums.js';
+export { S3Fetcher, type S3FetcherOptions } from './fetchers/s3.js';
 export type { BuildStatus, SourceStatus, UpgradeRecord, UpgradeOutcome, CheckResult } from './master/upgrade/status.js';
 export {
   OverseerError,
