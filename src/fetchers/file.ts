@@ -7,6 +7,7 @@ import { ConfigError, FetchError, describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { checksumFor } from './checksums.js';
 import type { FetchedBuild, Fetcher, FetcherContext } from './fetcher.js';
+import { silentLogger } from './silent-logger.js';
 
 /** Options of {@link FileFetcher}. */
 export interface FileFetcherOptions {
@@ -79,14 +80,6 @@ function positiveMilliseconds(name: string, value: unknown, fallback: number): n
   return value;
 }
 
-const silentLogger: Logger = {
-  fatal: () => {},
-  error: () => {},
-  warn: () => {},
-  info: () => {},
-  debug: () => {},
-  child: () => silentLogger,
-};
 
 /**
  * Takes new builds from a file on disk, such as the output of a build tool or a file a deploy

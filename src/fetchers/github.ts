@@ -2,6 +2,7 @@ import { ConfigError, FetchError, describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { checksumFor } from './checksums.js';
 import type { FetchedBuild, Fetcher, FetcherContext } from './fetcher.js';
+import { silentLogger } from './silent-logger.js';
 import {
   asRelease,
   checksumFileFor,
@@ -60,7 +61,6 @@ const SIGNATURE_FILE_LIMIT = 64 * 1024;
 const OWNER = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
 const REPO = /^[A-Za-z0-9._-]+$/;
 
-const silentLogger: Logger = { fatal() {}, error() {}, warn() {}, info() {}, debug() {}, child: () => silentLogger };
 
 /**
  * Polls a GitHub repository's releases for a new build. A poll with nothing new costs one

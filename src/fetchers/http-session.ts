@@ -43,6 +43,15 @@ export interface HttpRequest {
   credentials?: Record<string, string>;
   /** The origin the credentials belong to; default the request URL's origin. */
   credentialOrigin?: string;
+  /** How messages name the request; default the URL without userinfo, query or fragment. */
+  label?: string;
+  /** Follow redirects (default true); false hands a 3xx answer back as it is. */
+  followRedirects?: boolean;
+  /**
+   * Ask for and undo no transport encoding (default false): the body is handed on as stored,
+   * as an object store serves it, with whatever Content-Encoding it was uploaded with.
+   */
+  asStored?: boolean;
 }
 
 /** A response whose headers arrived; its body is still to be read, discarded or handed over. */
@@ -54,6 +63,8 @@ export interface HttpResponse {
   /** How messages name it: the URL asked for, and where a redirect led. */
   where: string;
   body: Dispatcher.ResponseData['body'];
+  /** The request asked for the body as stored: no Content-Encoding is undone. */
+  asStored: boolean;
 }
 
 /** What a body handed over should amount to, once decoded. */
@@ -113,21 +124,24 @@ export class HttpSession {
 
   /** Requests `request.url`, following redirects; resolves once the final hop's headers arrived. */
   async get(request: HttpRequest): Promise<HttpResponse> {
-    const label = redactURL(request.url);
-    let url = stripUserinfo(request.url);
+    const label = request.label ?? redactURL(request.url);
+    const first = stripUserinfo(request.url);
+    let url = first;
+    const whereNow = () => (url === first ? label : describeLocation(label, url));
     const credentialOrigin = request.credentialOrigin ?? url.origin;
+    const asStored = request.asStored === true;
     let withCredentials = url.origin === credentialOrigin;
     const problem = schemeProblem(url, this.#options.allowInsecureHTTP);
     if (problem) throw new FetchError(this.#options.source, `fetch of ${label}: ${problem}`);
     try {
       for (let redirects = 0; ; redirects++) {
-        const headers: Record<string, string> = { 'accept-encoding': 'gzip, deflate, br', 'user-agent': 'overseer', ...request.headers };
+        const headers: Record<string, string> = { ...(asStored ? {} : { 'accept-encoding': 'gzip, deflate, br' }), 'user-agent': 'overseer', ...request.headers };
         if (withCredentials) Object.assign(headers, request.credentials);
         const response = await this.#undici!.request(url, { dispatcher: this.#agent!, method: 'GET', headers, signal: this.#controller.signal });
-        const where = describeLocation(label, url);
+        const where = whereNow();
         this.#options.log.debug({ source: this.#options.source, status: response.statusCode }, 'HTTP fetch answered');
-        if (!REDIRECT_STATUSES.has(response.statusCode)) {
-          return { status: response.statusCode, headers: response.headers, url, where, body: response.body };
+        if (!REDIRECT_STATUSES.has(response.statusCode) || request.followRedirects === false) {
+          return { status: response.statusCode, headers: response.headers, url, where, body: response.body, asStored };
         }
         await response.body.dump();
         const { source, maxRedirects } = this.#options;
@@ -144,8 +158,13 @@ export class HttpSession {
         url = next;
       }
     } catch (error) {
-      throw this.#translate(error, describeLocation(label, url));
+      throw this.#translate(error, whereNow());
     }
+  }
+
+  /** Aborts, with a `FetchError` as its reason, when the caller aborts or the session's deadline passes: bound other waits with it. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
   }
 
   /** Reads a response's body away, so its connection can be reused. */
@@ -194,7 +213,7 @@ export class HttpSession {
 
   /** Whether the body arrives with a Content-Encoding (its Content-Length then counts encoded bytes). */
   static isEncoded(response: HttpResponse): boolean {
-    return contentCodings(firstHeader(response.headers, 'content-encoding')).length > 0;
+    return !response.asStored && contentCodings(firstHeader(response.headers, 'content-encoding')).length > 0;
   }
 
   /** Ends the session unless a body was handed over (the stream's close ends it then). Idempotent. */
@@ -225,7 +244,7 @@ export class HttpSession {
   #decodedStream(response: HttpResponse, expected: ExpectedSize | undefined): { stream: Transform; received: () => number } {
     const { source } = this.#options;
     const { where } = response;
-    const decoders = contentDecoders(firstHeader(response.headers, 'content-encoding'));
+    const decoders = response.asStored ? [] : contentDecoders(firstHeader(response.headers, 'content-encoding'));
     if (decoders === undefined) {
       response.body.dump().catch(() => {});
       throw new FetchError(source, `fetch of ${where} answered with a Content-Encoding this fetcher cannot decode (${firstHeader(response.headers, 'content-encoding')}); serve the file without it, or with gzip`);

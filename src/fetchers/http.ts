@@ -3,6 +3,7 @@ import { ConfigError, FetchError, describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { checksumFor } from './checksums.js';
 import type { FetchedBuild, Fetcher, FetcherContext } from './fetcher.js';
+import { silentLogger } from './silent-logger.js';
 import { describeStatus, redactURL } from './http-messages.js';
 import { HttpSession, firstHeader, positiveMs as positiveMsOf, safeDecode, schemeProblem, type HttpResponse } from './http-session.js';
 
@@ -43,14 +44,6 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const MANAGED_HEADERS = new Set(['if-none-match', 'if-modified-since', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'expect', 'te']);
 const ETAG_SHAPE = /^(W\/)?"[^"]*"$/;
 
-const silentLogger: Logger = {
-  fatal() {},
-  error() {},
-  warn() {},
-  info() {},
-  debug() {},
-  child: () => silentLogger,
-};
 
 /** What the server said about the last build handed over, sent back to ask "anything newer?". */
 interface Validators {

@@ -1,6 +1,6 @@
 import { ConfigError } from '../errors.js';
-import { isLoopback } from './download.js';
 import { redactURL } from './http-messages.js';
+import { isLoopback } from './http-session.js';
 
 /** AWS credentials. Never logged, never part of `source` or of an error message. */
 export interface S3Credentials {
@@ -30,6 +30,8 @@ export interface S3Target {
   host: string;
   /** The request path, percent-encoded as S3 signs it. */
   path: string;
+  /** `origin` and `path` together: what the request goes to. */
+  url: URL;
   /** True for a custom `endpoint`: hints then talk about the endpoint rather than AWS regions. */
   customEndpoint: boolean;
   /** `s3://bucket/key`, plus the endpoint when it is not AWS's. */
@@ -110,6 +112,24 @@ export function checkCredentials(value: unknown, origin: CredentialOrigin): S3Cr
 
 /** Works out the URL of the object: AWS virtual-hosted by default, path-style on a custom endpoint. */
 export function resolveTarget(options: TargetOptions): S3Target {
+  const target = addressOf(options);
+  const url = new URL(`${target.origin}${target.path}`);
+  // A URL drops `.` and `..` segments, and the request would then not be the one signed.
+  if (url.pathname !== target.path) {
+    throw new ConfigError(`S3Fetcher key ${JSON.stringify(options.key)} has "." or ".." path segments, which cannot be requested as they are; rename the object`);
+  }
+  return { ...target, url };
+}
+
+/** The same bucket's object `<key><suffix>` (the build's `.minisig`), addressed the same way. */
+export function siblingTarget(target: S3Target, suffix: string): S3Target {
+  const encoded = encodePath(suffix);
+  const key = `${target.key}${suffix}`;
+  const source = `s3://${target.bucket}/${key}${target.source.slice(`s3://${target.bucket}/${target.key}`.length)}`;
+  return { ...target, key, path: `${target.path}${encoded}`, url: new URL(`${target.origin}${target.path}${encoded}`), source };
+}
+
+function addressOf(options: TargetOptions): Omit<S3Target, 'url'> {
   const { bucket, key, region } = options;
   if (typeof bucket !== 'string' || !BUCKET_SHAPE.test(bucket)) {
     throw new ConfigError(`S3Fetcher bucket ${JSON.stringify(bucket)} is not a bucket name; give the name alone (my-builds), without s3:// or slashes`);

@@ -1,22 +1,22 @@
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Agent, Dispatcher } from 'undici';
 import { ConfigError, FetchError, describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { firstHeader, guardDownload, positiveMs } from './download.js';
 import type { FetchedBuild, Fetcher, FetcherContext } from './fetcher.js';
-import { explainFailure, type TimeoutsByName } from './http-messages.js';
+import { HttpSession, firstHeader, positiveMs, type HttpResponse } from './http-session.js';
 import {
   checkCredentials,
   resolveCredentials,
   resolveRegion,
   resolveTarget,
+  siblingTarget,
   type CredentialOrigin,
   type S3Credentials,
   type S3CredentialsProvider,
   type S3Target,
 } from './s3-config.js';
 import { MAX_ERROR_BODY, describeS3Failure, parseS3Error } from './s3-errors.js';
+import { silentLogger } from './silent-logger.js';
 
 export type { S3Credentials, S3CredentialsProvider } from './s3-config.js';
 
@@ -57,15 +57,8 @@ const ETAG_SHAPE = /^(W\/)?"[^"]*"$/;
 const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
 const SHA256_BASE64 = /^[A-Za-z0-9+/]{43}=$/;
 const EMPTY_BODY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
-
-const silentLogger: Logger = {
-  fatal() {},
-  error() {},
-  warn() {},
-  info() {},
-  debug() {},
-  child: () => silentLogger,
-};
+/** A minisign signature is a few hundred bytes. */
+const SIGNATURE_FILE_LIMIT = 64 * 1024;
 
 /**
  * Polls one S3 object (AWS or an S3-compatible store) for a new build, with requests signed by
@@ -74,14 +67,16 @@ const silentLogger: Logger = {
  *
  * The build's version is its `x-amz-version-id` in a versioned bucket, else its ETag. A SHA-256
  * published with the object, as user metadata `x-amz-meta-sha256` (64 hex digits) or as S3's own
- * full-object `SHA256` checksum, is passed on for the upgrade to verify. The bytes are handed on
- * as stored: an object uploaded gzipped is recognised by content downstream.
+ * full-object `SHA256` checksum, is passed on for the upgrade to verify, and so is the object
+ * `<key>.minisig`, a minisign signature, when there is one (fetched only with a new build). The
+ * bytes are handed on as stored: an object uploaded gzipped is recognised by content downstream.
  */
 export class S3Fetcher implements Fetcher {
   /** `s3://<bucket>/<key>`, plus the endpoint when it is not AWS's. */
   readonly source: string;
   readonly interval: number;
   readonly #target: S3Target;
+  readonly #signatureTarget: S3Target;
   readonly #credentials: S3Credentials | S3CredentialsProvider;
   readonly #credentialOrigin: CredentialOrigin;
   readonly #connectTimeout: number;
@@ -102,6 +97,7 @@ export class S3Fetcher implements Fetcher {
       allowInsecureHTTP: options.allowInsecureHTTP === true,
     });
     this.source = this.#target.source;
+    this.#signatureTarget = siblingTarget(this.#target, '.minisig');
     const { credentials, origin } = resolveCredentials(options.credentials);
     this.#credentials = credentials;
     this.#credentialOrigin = origin;
@@ -119,59 +115,53 @@ export class S3Fetcher implements Fetcher {
   }
 
   async fetch(signal: AbortSignal): Promise<FetchedBuild | undefined> {
-    const controller = new AbortController();
-    let failStream: ((error: FetchError) => void) | undefined;
-    const stop = (error: FetchError) => {
-      controller.abort(error);
-      failStream?.(error);
-    };
-    const onCallerAbort = () => stop(new FetchError(this.source, `fetch of ${this.source} aborted`, { cause: signal.reason }));
-    const deadline = setTimeout(
-      () => stop(new FetchError(this.source, `fetch of ${this.source} did not finish within ${this.#timeout} ms (timeout); check the endpoint and the network, or raise timeout`)),
-      this.#timeout,
-    );
-    signal.addEventListener('abort', onCallerAbort, { once: true });
-    if (signal.aborted) onCallerAbort();
-    let agent: Agent | undefined;
-    const release = () => {
-      clearTimeout(deadline);
-      signal.removeEventListener('abort', onCallerAbort);
-      agent?.destroy().catch(() => {});
-    };
-
+    const session = await HttpSession.open(signal, {
+      source: this.source,
+      connectTimeout: this.#connectTimeout,
+      timeout: this.#timeout,
+      idleTimeout: this.#idleTimeout,
+      maxRedirects: 0,
+      // The endpoint's scheme was checked when the fetcher was made, and redirects are not followed.
+      allowInsecureHTTP: true,
+      log: this.#log,
+    });
     try {
-      const credentials = await untilAborted(this.#currentCredentials(), controller.signal);
-      // undici and the signer load only here, in the master: every worker imports this module too.
-      const [undici, { default: aws4 }] = await Promise.all([import('undici'), import('aws4')]);
-      controller.signal.throwIfAborted();
-      agent = new undici.Agent({
-        connectTimeout: this.#connectTimeout,
-        headersTimeout: Math.min(this.#timeout, this.#idleTimeout),
-        bodyTimeout: this.#idleTimeout,
-      });
-      const { origin, path } = this.#target;
-      const headers = this.#signedHeaders(aws4, credentials);
-      const response = await agent.request({ origin, path, method: 'GET', headers, signal: controller.signal });
-      this.#log.debug({ source: this.source, status: response.statusCode }, 'S3 fetch answered');
-      if (response.statusCode === 200) {
-        const build = this.#handOver(response, release);
-        failStream = (error) => build.stream.destroy(error);
-        return build;
-      }
-      if (response.statusCode === 304) {
-        await response.body.dump();
+      const credentials = await untilAborted(this.#currentCredentials(), session.signal);
+      // The signer loads only here, in the master: every worker imports this module too.
+      const { default: aws4 } = await untilAborted(import('aws4'), session.signal);
+      const response = await this.#get(session, aws4, credentials, this.#target, this.#etag);
+      if (response.status === 304) {
+        await session.discard(response);
         return undefined;
       }
-      throw await this.#failure(response, credentials);
+      if (response.status !== 200) throw await this.#failure(session, response, credentials, this.#target);
+      let signature: string | undefined;
+      try {
+        signature = await this.#signature(session, aws4, credentials);
+      } catch (error) {
+        session.abandon(response);
+        throw error;
+      }
+      return this.#handOver(session, response, signature);
     } catch (error) {
-      if (controller.signal.aborted) throw controller.signal.reason;
+      if (session.signal.aborted) throw session.signal.reason;
       if (error instanceof FetchError) throw error;
       if (error instanceof ConfigError) throw new FetchError(this.source, error.message, { cause: error });
-      const explanation = explainFailure(error, this.#timeoutsByName());
-      throw new FetchError(this.source, `fetch of ${this.source} failed: ${explanation}`, { cause: error });
+      throw new FetchError(this.source, `fetch of ${this.source} failed: ${describeError(error)}`, { cause: error });
     } finally {
-      if (!failStream) release();
+      session.close();
     }
+  }
+
+  /** Forgets the ETag of the object last handed over, so that the next fetch downloads it again. */
+  forget(): void {
+    this.#etag = undefined;
+  }
+
+  /** A signed GET of one object; S3's redirects carry an error document naming the bucket's region, so they are not followed. */
+  #get(session: HttpSession, aws4: typeof import('aws4'), credentials: S3Credentials, target: S3Target, etag: string | undefined): Promise<HttpResponse> {
+    const headers = this.#signedHeaders(aws4, credentials, target, etag);
+    return session.get({ url: target.url, credentials: headers, label: target.source, followRedirects: false, asStored: true });
   }
 
   async #currentCredentials(): Promise<S3Credentials> {
@@ -185,28 +175,47 @@ export class S3Fetcher implements Fetcher {
     return checkCredentials(provided, 'provider');
   }
 
-  #signedHeaders(aws4: typeof import('aws4'), credentials: S3Credentials): Record<string, string> {
-    const { host, path, region } = this.#target;
+  #signedHeaders(aws4: typeof import('aws4'), credentials: S3Credentials, target: S3Target, etag: string | undefined): Record<string, string> {
+    const { host, path, region } = target;
     const headers: Record<string, string> = {
       host,
       'x-amz-content-sha256': EMPTY_BODY_SHA256,
       // Asks S3 for the object's own SHA-256 checksum, when it was uploaded with one.
       'x-amz-checksum-mode': 'ENABLED',
     };
-    if (this.#etag !== undefined) headers['if-none-match'] = this.#etag;
+    if (etag !== undefined) headers['if-none-match'] = etag;
     const signed = aws4.sign({ service: 's3', region, method: 'GET', host, path, headers }, credentials);
-    const result: Record<string, string> = { 'user-agent': 'overseer' };
+    const result: Record<string, string> = {};
     for (const [name, value] of Object.entries(signed.headers ?? {})) {
       if (value !== undefined) result[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
     }
     return result;
   }
 
+  /** The text of `<key>.minisig`; undefined when the bucket has none. */
+  async #signature(session: HttpSession, aws4: typeof import('aws4'), credentials: S3Credentials): Promise<string | undefined> {
+    const target = this.#signatureTarget;
+    const response = await this.#get(session, aws4, credentials, target, undefined);
+    if (response.status === 200) return (await session.read(response, SIGNATURE_FILE_LIMIT, 'the signature')).toString('utf8');
+    if (response.status === 404) {
+      await session.discard(response);
+      this.#log.debug({ source: this.source, key: target.key }, 'S3 has no signature beside the build');
+      return undefined;
+    }
+    const failure = await this.#failure(session, response, credentials, target);
+    throw new FetchError(this.source, `signature: ${failure.message}`);
+  }
+
   /** The FetchError for an answer other than 200 or 304, from the S3 error document in its body. */
-  async #failure(response: Dispatcher.ResponseData, credentials: S3Credentials): Promise<FetchError> {
-    const text = await readBounded(response.body, MAX_ERROR_BODY);
-    const message = describeS3Failure(this.#target, {
-      status: response.statusCode,
+  async #failure(session: HttpSession, response: HttpResponse, credentials: S3Credentials, target: S3Target): Promise<FetchError> {
+    let text: string;
+    try {
+      text = await readBounded(response.body, MAX_ERROR_BODY);
+    } finally {
+      session.abandon(response);
+    }
+    const message = describeS3Failure(target, {
+      status: response.status,
       body: parseS3Error(text),
       bucketRegion: firstHeader(response.headers, 'x-amz-bucket-region'),
       credentialOrigin: this.#credentialOrigin,
@@ -215,23 +224,16 @@ export class S3Fetcher implements Fetcher {
     return new FetchError(this.source, message);
   }
 
-  #handOver(response: Dispatcher.ResponseData, release: () => void): FetchedBuild {
-    const { headers, body } = response;
+  #handOver(session: HttpSession, response: HttpResponse, signature: string | undefined): FetchedBuild {
+    const { headers } = response;
     const lengthHeader = firstHeader(headers, 'content-length');
     const size = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
     const etag = firstHeader(headers, 'etag');
     const versionId = firstHeader(headers, 'x-amz-version-id');
     const sha256 = this.#publishedSha256(headers);
-    const stream = guardDownload([body], {
-      source: this.source,
-      where: this.source,
-      expectedBytes: size,
-      timeouts: this.#timeoutsByName(),
-      onEnd: (bytes) => {
-        this.#etag = etag;
-        this.#log.debug({ source: this.source, status: 200, bytes }, 'S3 download ended');
-      },
-      onClose: release,
+    const stream = session.handOver(response, size === undefined ? undefined : { bytes: size, from: 'Content-Length' }, (bytes) => {
+      this.#etag = etag;
+      this.#log.debug({ source: this.source, status: 200, bytes }, 'S3 download ended');
     });
     // An object put in a bucket before versioning was enabled has version id "null".
     const version = versionId !== undefined && versionId !== 'null' ? versionId : etag;
@@ -241,12 +243,13 @@ export class S3Fetcher implements Fetcher {
       ...(version !== undefined ? { version } : {}),
       ...(size !== undefined ? { size } : {}),
       ...(sha256 !== undefined ? { sha256 } : {}),
+      ...(signature !== undefined ? { signature } : {}),
       ...(name ? { name } : {}),
     };
   }
 
   /** The SHA-256 the object was published with: user metadata first, else S3's full-object checksum. */
-  #publishedSha256(headers: Dispatcher.ResponseData['headers']): string | undefined {
+  #publishedSha256(headers: HttpResponse['headers']): string | undefined {
     const metadata = firstHeader(headers, 'x-amz-meta-sha256')?.trim();
     if (metadata !== undefined) {
       if (SHA256_HEX.test(metadata)) return metadata.toLowerCase();
@@ -259,16 +262,6 @@ export class S3Fetcher implements Fetcher {
       return Buffer.from(checksum, 'base64').toString('hex');
     }
     return undefined;
-  }
-
-  #timeoutsByName(): TimeoutsByName {
-    const headersTimeout = Math.min(this.#timeout, this.#idleTimeout);
-    return {
-      connectTimeout: this.#connectTimeout,
-      headersTimeout,
-      headersTimeoutName: headersTimeout === this.#timeout ? 'timeout' : 'idleTimeout',
-      idleTimeout: this.#idleTimeout,
-    };
   }
 }
 
