@@ -13,61 +13,14 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
 import { tempMarker } from './helpers/processes.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, FetchError } from '../src/errors.js';
 import { FileFetcher, type FileFetcherOptions } from '../src/fetchers/file.js';
-import type { Logger } from '../src/logger.js';
-
-interface LoggedLine {
-  level: string;
-  msg: string;
-  fields: Record<string, unknown>;
-}
-
-/** A Logger that keeps its lines in memory, so tests can look at them. */
-function memoryLogger(lines: LoggedLine[] = []): Logger & { lines: LoggedLine[] } {
-  const at =
-    (level: string) =>
-    (fieldsOrMsg: unknown, msg?: string): void => {
-      if (typeof fieldsOrMsg === 'string') lines.push({ level, msg: fieldsOrMsg, fields: {} });
-      else lines.push({ level, msg: msg ?? '', fields: (fieldsOrMsg ?? {}) as Record<string, unknown> });
-    };
-  const logger = {
-    lines,
-    fatal: at('fatal'),
-    error: at('error'),
-    warn: at('warn'),
-    info: at('info'),
-    debug: at('debug'),
-    child: () => logger,
-  };
-  return logger;
-}
+import { readAll, within } from './helpers/fetch-results.js';
+import { memoryLogger } from './helpers/memory-logger.js';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-
-function readAll(stream: Readable): Promise<Buffer> {
-  return new Promise((resolvePromise, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.once('error', reject);
-    stream.once('end', () => resolvePromise(Buffer.concat(chunks)));
-  });
-}
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function eventually(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -178,7 +131,7 @@ describe('FileFetcher.fetch', () => {
 
   it("resolves undefined while the file is missing and logs 'waiting for a build' once per absence", async () => {
     const fetcher = makeFetcher();
-    const waiting = () => log.lines.filter((line) => line.msg === 'waiting for a build');
+    const waiting = () => log.lines.filter((line) => line.msg === 'waiting for a build').map(({ level, msg, fields }) => ({ level, msg, fields }));
 
     for (let i = 0; i < 3; i++) expect(await fetcher.fetch(signal())).toBeUndefined();
     expect(waiting()).toEqual([{ level: 'info', msg: 'waiting for a build', fields: { source: `file:${buildPath}` } }]);

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Readable } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, FetchError } from '../src/errors.js';
-import type { FetchedBuild } from '../src/fetchers/fetcher.js';
+import { ConfigError } from '../src/errors.js';
 import { chooseAsset, type GitHubRelease } from '../src/fetchers/github-release.js';
 import { GitHubFetcher, type GitHubFetcherOptions } from '../src/fetchers/github.js';
 import type { Logger } from '../src/logger.js';
+import { expectBuild, readAll, rejection, within } from './helpers/fetch-results.js';
+import { startServer, type TestServer } from './helpers/http-server.js';
+import { memoryLogger, type LoggedLine } from './helpers/memory-logger.js';
 
 const TOKEN = 'ghp_s3cr3tTokenValue0123456789abcdef';
 const OWNER = 'acme';
@@ -26,87 +26,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
-
-function readAll(stream: Readable): Promise<Buffer> {
-  const done = new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.once('end', () => resolve(Buffer.concat(chunks)));
-    stream.once('error', reject);
-  });
-  return within(done, 15_000, 'the build stream ending');
-}
-
-async function rejection(promise: Promise<unknown>): Promise<FetchError> {
-  const outcome = await within(
-    promise.then(
-      (value) => ({ ok: true as const, value }),
-      (error: unknown) => ({ ok: false as const, error }),
-    ),
-    15_000,
-    'the fetch settling',
-  );
-  if (outcome.ok) throw new Error(`the fetch resolved (${outcome.value === undefined ? 'undefined' : 'a build'}) instead of failing`);
-  expect(outcome.error).toBeInstanceOf(FetchError);
-  return outcome.error as FetchError;
-}
-
-function expectBuild(build: FetchedBuild | undefined): FetchedBuild {
-  if (!build) throw new Error('the fetch resolved undefined where a build was expected');
-  return build;
-}
-
-interface LogLine {
-  level: string;
-  msg: string;
-  text: string;
-}
-
-/** A pino-shaped logger keeping every line in memory, whole, so tests can search it for secrets. */
-function memoryLogger(lines: LogLine[]): Logger {
-  const at = (level: string) => (fieldsOrMsg: unknown, msg?: string) =>
-    lines.push({ level, msg: typeof fieldsOrMsg === 'string' ? fieldsOrMsg : (msg ?? ''), text: JSON.stringify([fieldsOrMsg, msg]) });
-  const logger: Logger = { fatal: at('fatal'), error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), child: () => logger };
-  return logger;
-}
-
-interface Recorded {
-  url: string;
-  headers: IncomingHttpHeaders;
-}
-
-interface TestServer {
-  origin: string;
-  requests: Recorded[];
-}
-
-async function startServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer> {
-  const state: TestServer = { origin: '', requests: [] };
-  const server: Server = createServer((req, res) => {
-    state.requests.push({ url: req.url ?? '', headers: req.headers });
-    handler(req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  cleanups.push(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return state;
-}
 
 interface FakeAsset {
   name: string;
@@ -145,20 +65,20 @@ class FakeGitHub {
 
   static async start(): Promise<FakeGitHub> {
     let github: FakeGitHub | undefined;
-    const storage = await startServer((req, res) => github!.serveStorage(req, res));
-    const api = await startServer((req, res) => github!.serveApi(req, res));
+    const storage = await startServer(cleanups, (req, res) => github!.serveStorage(req, res));
+    const api = await startServer(cleanups, (req, res) => github!.serveApi(req, res));
     github = new FakeGitHub(api, storage);
     return github;
   }
 
-  fetcher(options: Partial<GitHubFetcherOptions> = {}, log: Logger = memoryLogger([]), runningVersion?: string): GitHubFetcher {
+  fetcher(options: Partial<GitHubFetcherOptions> = {}, log: Logger = memoryLogger(), runningVersion?: string): GitHubFetcher {
     const fetcher = new GitHubFetcher({ owner: OWNER, repo: REPO, apiUrl: this.api.origin, ...options });
     fetcher.init({ runningId: '0'.repeat(64), runningVersion, binPath: '/nonexistent/app', log });
     return fetcher;
   }
 
   /** API requests for asset bytes (`/releases/assets/:id`). */
-  assetRequests(): Recorded[] {
+  assetRequests(): TestServer['requests'] {
     return this.api.requests.filter((request) => request.url.includes('/releases/assets/'));
   }
 
@@ -332,7 +252,7 @@ describe('GitHubFetcher', () => {
   it('waits out a 403 rate limit until X-RateLimit-Reset: no request before it, one after', async () => {
     const github = await FakeGitHub.start();
     github.releases = [release('v1.0.0', [{ name: 'app.mjs', bytes: Buffer.from('x') }])];
-    const lines: LogLine[] = [];
+    const lines: LoggedLine[] = [];
     const fetcher = github.fetcher({}, memoryLogger(lines));
     const reset = Math.ceil(Date.now() / 1000) + 2;
     github.limited = { status: 403, headers: { 'x-ratelimit-limit': '60', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset), 'x-ratelimit-resource': 'core' } };
@@ -381,7 +301,7 @@ describe('GitHubFetcher', () => {
     github.requiredToken = TOKEN;
     const build = { name: 'app-linux-x64.tar.gz', bytes: bytesOf(50_000, 3) };
     github.releases = [release('v2.0.0', withChecksums([build]))];
-    const lines: LogLine[] = [];
+    const lines: LoggedLine[] = [];
     const fetcher = github.fetcher({ interval: 1000 }, memoryLogger(lines));
 
     const fetched = expectBuild(await fetcher.fetch(signal()));
@@ -508,7 +428,7 @@ describe('GitHubFetcher', () => {
   it('refuses a release older than or equal to the running version unless allowDowngrade', async () => {
     const github = await FakeGitHub.start();
     github.releases = [release('v1.9.0', [{ name: 'app.mjs', bytes: Buffer.from('old') }])];
-    const lines: LogLine[] = [];
+    const lines: LoggedLine[] = [];
     expect(await github.fetcher({}, memoryLogger(lines), 'v2.0.0').fetch(signal())).toBeUndefined();
     expect(await github.fetcher({}, memoryLogger(lines), '1.9.0').fetch(signal())).toBeUndefined();
     expect(github.assetRequests()).toHaveLength(0);
@@ -529,7 +449,7 @@ describe('GitHubFetcher', () => {
 
   it('warns at init when polling without a token would pass 60 requests an hour, naming the interval and the limit', () => {
     const warnings = (options: Partial<GitHubFetcherOptions>) => {
-      const lines: LogLine[] = [];
+      const lines: LoggedLine[] = [];
       new GitHubFetcher({ owner: OWNER, repo: REPO, ...options }).init({ runningId: '0'.repeat(64), binPath: '/nonexistent/app', log: memoryLogger(lines) });
       return lines.filter((line) => line.level === 'warn');
     };

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,9 +10,11 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { tempMarker } from './helpers/processes.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, FetchError } from '../src/errors.js';
-import type { FetchedBuild } from '../src/fetchers/fetcher.js';
 import { HTTPFetcher, type HTTPFetcherOptions } from '../src/fetchers/http.js';
 import type { Logger } from '../src/logger.js';
+import { expectBuild, rejection, within } from './helpers/fetch-results.js';
+import { startServer, type TestServer } from './helpers/http-server.js';
+import { memoryLogger, type LoggedLine } from './helpers/memory-logger.js';
 
 const SECRET = 'Bearer s3cr3t-token-value';
 const QUERY_SECRET = 'sig=query-secret-value';
@@ -21,19 +23,6 @@ const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-/** Rejects with `what` when `promise` has not settled within `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -64,81 +53,10 @@ async function streamError(stream: Readable): Promise<unknown> {
   }
 }
 
-async function rejection(promise: Promise<unknown>, ms = 15_000): Promise<unknown> {
-  const outcome = await within(
-    promise.then(
-      (value) => ({ ok: true as const, value }),
-      (error: unknown) => ({ ok: false as const, error }),
-    ),
-    ms,
-    'the fetch settling',
-  );
-  if (outcome.ok) throw new Error(`the fetch resolved (${outcome.value === undefined ? 'undefined' : 'a build'}) instead of failing`);
-  return outcome.error;
-}
-
-function expectBuild(build: FetchedBuild | undefined): FetchedBuild {
-  if (!build) throw new Error('the fetch resolved undefined where a build was expected');
-  return build;
-}
-
 function makeTempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), tempMarker()));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-interface TestServer {
-  /** `http://127.0.0.1:<port>` */
-  origin: string;
-  port: number;
-  /** Every request's path and headers, in order. */
-  requests: Array<{ url: string; headers: IncomingHttpHeaders }>;
-  /** Body bytes the handlers wrote, over all responses. */
-  bodyBytes: number;
-  /** Writes body bytes, counting them. */
-  write(res: ServerResponse, chunk: Buffer): void;
-  /** Resolves once `count` requests have arrived. */
-  waitForRequests(count: number): Promise<void>;
-}
-
-/** A node:http server on 127.0.0.1, port 0, closed (with every connection) after the test. */
-async function startServer(handler: (req: IncomingMessage, res: ServerResponse, server: TestServer) => void): Promise<TestServer> {
-  const arrivals = new Set<() => void>();
-  const server: Server = createServer((req, res) => {
-    state.requests.push({ url: req.url ?? '', headers: req.headers });
-    for (const arrival of arrivals) arrival();
-    handler(req, res, state);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  const state: TestServer = {
-    origin: `http://127.0.0.1:${port}`,
-    port,
-    requests: [],
-    bodyBytes: 0,
-    write(res, chunk) {
-      state.bodyBytes += chunk.length;
-      res.write(chunk);
-    },
-    waitForRequests(count) {
-      const arrived = new Promise<void>((resolve) => {
-        const check = () => {
-          if (state.requests.length < count) return;
-          arrivals.delete(check);
-          resolve();
-        };
-        arrivals.add(check);
-        check();
-      });
-      return within(arrived, 10_000, `${count} requests reaching the test server`);
-    },
-  };
-  cleanups.push(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return state;
 }
 
 /** Serves `current.body` at any path with an ETag, answering If-None-Match with a bodiless 304. */
@@ -157,22 +75,8 @@ function etagHandler(current: { body: Buffer }) {
 
 function fetcherFor(options: HTTPFetcherOptions, log?: Logger): HTTPFetcher {
   const fetcher = new HTTPFetcher(options);
-  fetcher.init({ runningId: '0'.repeat(64), binPath: '/nonexistent/app.mjs', log: log ?? recordingLogger([]) });
+  fetcher.init({ runningId: '0'.repeat(64), binPath: '/nonexistent/app.mjs', log: log ?? memoryLogger() });
   return fetcher;
-}
-
-/** A pino-shaped logger that keeps every call as JSON text. */
-function recordingLogger(lines: Array<{ level: string; text: string }>): Logger {
-  const at = (level: string) => (objOrMsg: unknown, msg?: string) => lines.push({ level, text: JSON.stringify([objOrMsg, msg]) });
-  const logger: Logger = {
-    fatal: at('fatal'),
-    error: at('error'),
-    warn: at('warn'),
-    info: at('info'),
-    debug: at('debug'),
-    child: () => logger,
-  };
-  return logger;
 }
 
 function randomBytesOf(size: number, seed: number): Buffer {
@@ -190,7 +94,7 @@ const signal = () => new AbortController().signal;
 describe('HTTPFetcher against its own node:http server', () => {
   it('downloads the build, then gets a bodiless 304 through the ETag, then downloads a changed build', async () => {
     const current = { body: randomBytesOf(300_000, 1) };
-    const server = await startServer(etagHandler(current));
+    const server = await startServer(cleanups, etagHandler(current));
     const fetcher = fetcherFor({ url: `${server.origin}/releases/app.mjs` });
 
     const first = expectBuild(await fetcher.fetch(signal()));
@@ -217,7 +121,7 @@ describe('HTTPFetcher against its own node:http server', () => {
     ['br', brotliCompressSync],
   ] as const)('decodes Content-Encoding: %s and leaves size unknown', async (coding, compress) => {
     const body = Buffer.from('export const answer = 42;\n'.repeat(5000));
-    const server = await startServer((req, res, self) => {
+    const server = await startServer(cleanups, (req, res, self) => {
       const accepted = String(req.headers['accept-encoding'] ?? '');
       if (!accepted.includes(coding)) {
         res.writeHead(406).end();
@@ -235,7 +139,7 @@ describe('HTTPFetcher against its own node:http server', () => {
   });
 
   it('throws a FetchError for a Content-Encoding it cannot decode, naming it', async () => {
-    const server = await startServer((_req, res) => res.writeHead(200, { 'content-encoding': 'zstd', 'content-length': 3 }).end('abc'));
+    const server = await startServer(cleanups, (_req, res) => res.writeHead(200, { 'content-encoding': 'zstd', 'content-length': 3 }).end('abc'));
     const error = await rejection(fetcherFor({ url: `${server.origin}/app.mjs` }).fetch(signal()));
     expect(error).toBeInstanceOf(FetchError);
     expect((error as FetchError).message).toMatch(/Content-Encoding this fetcher cannot decode \(zstd\)/);
@@ -243,7 +147,7 @@ describe('HTTPFetcher against its own node:http server', () => {
 
   it('fails the stream when the body is shorter than Content-Length, and downloads again next time', async () => {
     const body = randomBytesOf(100_000, 3);
-    const server = await startServer((req, res, self) => {
+    const server = await startServer(cleanups, (req, res, self) => {
       if (req.headers['if-none-match'] === '"whole"') return void res.writeHead(304, { etag: '"whole"' }).end();
       res.writeHead(200, { etag: '"whole"', 'content-length': body.length });
       if (self.requests.length === 1) {
@@ -271,7 +175,7 @@ describe('HTTPFetcher against its own node:http server', () => {
 
   it('does not remember a build whose stream the consumer dropped before its end', async () => {
     const current = { body: randomBytesOf(2_000_000, 4) };
-    const server = await startServer(etagHandler(current));
+    const server = await startServer(cleanups, etagHandler(current));
     const fetcher = fetcherFor({ url: `${server.origin}/app.mjs` });
     const dropped = expectBuild(await fetcher.fetch(signal()));
     await within(new Promise((resolve) => dropped.stream.once('data', resolve)), 10_000, 'a first chunk');
@@ -284,7 +188,7 @@ describe('HTTPFetcher against its own node:http server', () => {
   it('streams: memory stays flat while a build far bigger than it flows through', async () => {
     const size = 256 * 1024 * 1024;
     const chunk = randomBytesOf(64 * 1024, 8);
-    const server = await startServer((_req, res) => {
+    const server = await startServer(cleanups, (_req, res) => {
       res.writeHead(200, { 'content-length': size });
       let sent = 0;
       const pump = () => {
@@ -309,7 +213,7 @@ describe('HTTPFetcher against its own node:http server', () => {
   });
 
   it('throws a FetchError naming the status and the source for a 500', async () => {
-    const server = await startServer((_req, res) => res.writeHead(500).end('boom'));
+    const server = await startServer(cleanups, (_req, res) => res.writeHead(500).end('boom'));
     const error = await rejection(fetcherFor({ url: `${server.origin}/app.mjs` }).fetch(signal()));
     expect(error).toBeInstanceOf(FetchError);
     expect((error as FetchError).code).toBe('ERR_OVERSEER_FETCH');
@@ -319,7 +223,7 @@ describe('HTTPFetcher against its own node:http server', () => {
   });
 
   it('throws a FetchError when the server never sends headers, bounded by timeout', async () => {
-    const server = await startServer(() => {
+    const server = await startServer(cleanups, () => {
       // never answers
     });
     const fetcher = fetcherFor({ url: `${server.origin}/app.mjs`, timeout: 300 });
@@ -331,7 +235,7 @@ describe('HTTPFetcher against its own node:http server', () => {
 
   it('fails the stream when the body stalls midway for idleTimeout', async () => {
     const body = randomBytesOf(50_000, 5);
-    const server = await startServer((_req, res, self) => {
+    const server = await startServer(cleanups, (_req, res, self) => {
       res.writeHead(200, { 'content-length': body.length, etag: '"stall"' });
       self.write(res, body.subarray(0, 10_000)); // and nothing more, connection left open
     });
@@ -343,7 +247,7 @@ describe('HTTPFetcher against its own node:http server', () => {
   });
 
   it('fails the stream when a trickling body outlasts timeout, though it is never idle', async () => {
-    const server = await startServer((_req, res, self) => {
+    const server = await startServer(cleanups, (_req, res, self) => {
       res.writeHead(200, { 'content-length': 1_000_000 });
       const trickle = setInterval(() => self.write(res, Buffer.alloc(10)), 20);
       res.once('close', () => clearInterval(trickle));
@@ -356,7 +260,7 @@ describe('HTTPFetcher against its own node:http server', () => {
   });
 
   it('honours the AbortSignal before headers and during the body', async () => {
-    const server = await startServer((req, res, self) => {
+    const server = await startServer(cleanups, (req, res, self) => {
       if (req.url === '/hang') return;
       res.writeHead(200, { 'content-length': 100_000 });
       self.write(res, Buffer.alloc(1000));
@@ -385,10 +289,10 @@ describe('HTTPFetcher against its own node:http server', () => {
 
   it('asks with the running ETag from init, so the first poll after a restart costs a 304', async () => {
     const current = { body: Buffer.from('running build') };
-    const server = await startServer(etagHandler(current));
+    const server = await startServer(cleanups, etagHandler(current));
     const etag = `"${sha256(current.body).slice(0, 16)}"`;
     const fetcher = new HTTPFetcher({ url: `${server.origin}/app.mjs` });
-    fetcher.init({ runningId: sha256(current.body), runningVersion: etag, binPath: '/x/app.mjs', log: recordingLogger([]) });
+    fetcher.init({ runningId: sha256(current.body), runningVersion: etag, binPath: '/x/app.mjs', log: memoryLogger() });
     expect(await fetcher.fetch(signal())).toBeUndefined();
     expect(server.bodyBytes).toBe(0);
   });
@@ -397,7 +301,7 @@ describe('HTTPFetcher against its own node:http server', () => {
 describe('HTTPFetcher redirects', () => {
   it('follows redirects, names the build after the final path, and sends headers within the origin', async () => {
     const body = Buffer.from('final build');
-    const server = await startServer((req, res, self) => {
+    const server = await startServer(cleanups, (req, res, self) => {
       if (req.url === '/latest') return void res.writeHead(302, { location: '/v2/app-v2.mjs?x=1' }).end();
       self.write(res.writeHead(200, { 'content-length': body.length }), body);
       res.end();
@@ -414,11 +318,11 @@ describe('HTTPFetcher redirects', () => {
 
   it('drops the custom headers on a redirect to another origin', async () => {
     const body = Buffer.from('mirror build');
-    const mirror = await startServer((_req, res, self) => {
+    const mirror = await startServer(cleanups, (_req, res, self) => {
       self.write(res.writeHead(200, { 'content-length': body.length }), body);
       res.end();
     });
-    const origin = await startServer((_req, res) => res.writeHead(307, { location: `${mirror.origin}/app.mjs` }).end());
+    const origin = await startServer(cleanups, (_req, res) => res.writeHead(307, { location: `${mirror.origin}/app.mjs` }).end());
     const fetcher = fetcherFor({ url: `${origin.origin}/app.mjs`, headers: { authorization: SECRET, 'x-api-key': 'key-1' } });
     const build = expectBuild(await fetcher.fetch(signal()));
     expect((await hashStream(build.stream)).sha256).toBe(sha256(body));
@@ -430,7 +334,7 @@ describe('HTTPFetcher redirects', () => {
   });
 
   it('stops after maxRedirects with a FetchError naming the limit', async () => {
-    const server = await startServer((req, res) => {
+    const server = await startServer(cleanups, (req, res) => {
       const hop = Number(req.url?.split('/')[2] ?? 0);
       res.writeHead(301, { location: `/hop/${hop + 1}` }).end();
     });
@@ -441,7 +345,7 @@ describe('HTTPFetcher redirects', () => {
   });
 
   it('refuses a redirect to plain http of a host that is not loopback', async () => {
-    const server = await startServer((_req, res) => res.writeHead(302, { location: `http://downloads.example.com/app.mjs?${QUERY_SECRET}` }).end());
+    const server = await startServer(cleanups, (_req, res) => res.writeHead(302, { location: `http://downloads.example.com/app.mjs?${QUERY_SECRET}` }).end());
     const error = await rejection(fetcherFor({ url: `${server.origin}/app.mjs` }).fetch(signal()));
     expect(error).toBeInstanceOf(FetchError);
     expect((error as FetchError).message).toMatch(/downloads\.example\.com.*allowInsecureHTTP: true/);
@@ -477,7 +381,7 @@ describe('HTTPFetcher configuration and secrets', () => {
   });
 
   it('keeps userinfo and the query string out of source, sends userinfo as Basic auth', async () => {
-    const server = await startServer((_req, res) => res.writeHead(404).end());
+    const server = await startServer(cleanups, (_req, res) => res.writeHead(404).end());
     const fetcher = fetcherFor({ url: `http://deploy:pa%40ss@127.0.0.1:${server.port}/app.mjs?${QUERY_SECRET}#frag` });
     expect(fetcher.source).toBe(`http://127.0.0.1:${server.port}/app.mjs`);
     const error = await rejection(fetcher.fetch(signal()));
@@ -491,8 +395,8 @@ describe('HTTPFetcher configuration and secrets', () => {
   });
 
   it('never puts header values in source, error messages or logs', async () => {
-    const lines: Array<{ level: string; text: string }> = [];
-    const server = await startServer((req, res) => {
+    const lines: LoggedLine[] = [];
+    const server = await startServer(cleanups, (req, res) => {
       if (req.url?.startsWith('/hang')) return;
       if (req.url?.startsWith('/loop')) return void res.writeHead(302, { location: '/loop' }).end();
       res.writeHead(req.url?.startsWith('/denied') ? 403 : 500).end();
@@ -501,7 +405,7 @@ describe('HTTPFetcher configuration and secrets', () => {
     const urls = [`${server.origin}/denied?${QUERY_SECRET}`, `${server.origin}/broken`, `${server.origin}/hang`, `${server.origin}/loop`, `http://127.0.0.1:${closedPort}/app.mjs`];
     const messages: string[] = [];
     for (const url of urls) {
-      const fetcher = fetcherFor({ url, headers: { authorization: SECRET, 'x-token': SECRET }, timeout: 300 }, recordingLogger(lines));
+      const fetcher = fetcherFor({ url, headers: { authorization: SECRET, 'x-token': SECRET }, timeout: 300 }, memoryLogger(lines));
       messages.push(fetcher.source);
       const error = await rejection(fetcher.fetch(signal()));
       expect(error).toBeInstanceOf(FetchError);
@@ -651,7 +555,7 @@ describe('HTTPFetcher checksumUrl', () => {
   it('sets sha256 from the checksum file on new builds only, and sends the headers to it within the origin', async () => {
     const body = Buffer.from('export const checked = true;\n');
     const sums = { text: `# release 7\n${sha256(body)}  app.mjs\n${'0'.repeat(64)}  other.mjs\n` };
-    const server = await startServer((req, res, self) => {
+    const server = await startServer(cleanups, (req, res, self) => {
       if (req.url === '/SHA256SUMS') return void res.writeHead(200, { 'content-type': 'text/plain' }).end(sums.text);
       if (req.headers['if-none-match'] === '"c1"') return void res.writeHead(304, { etag: '"c1"' }).end();
       self.write(res.writeHead(200, { 'content-length': body.length, etag: '"c1"' }), body);
@@ -681,11 +585,11 @@ describe('HTTPFetcher checksumUrl', () => {
 
   it('takes a bare hash from another origin without sending it the headers, and fails on its 404', async () => {
     const body = Buffer.from('mirrored sum');
-    const sums = await startServer((req, res) => {
+    const sums = await startServer(cleanups, (req, res) => {
       if (req.url === '/app.mjs.sha256') return void res.writeHead(200).end(`${sha256(body)}\n`);
       res.writeHead(404).end();
     });
-    const server = await startServer((_req, res, self) => {
+    const server = await startServer(cleanups, (_req, res, self) => {
       self.write(res.writeHead(200, { 'content-length': body.length }), body);
       res.end();
     });

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Readable } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, FetchError } from '../src/errors.js';
-import type { FetchedBuild } from '../src/fetchers/fetcher.js';
 import { S3Fetcher, type S3FetcherOptions } from '../src/fetchers/s3.js';
 import { resolveTarget } from '../src/fetchers/s3-config.js';
 import type { Logger } from '../src/logger.js';
+import { expectBuild, readAll, rejection, within } from './helpers/fetch-results.js';
+import { startServer } from './helpers/http-server.js';
+import { memoryLogger, type LoggedLine } from './helpers/memory-logger.js';
 import { S3_CREDENTIALS, S3_REGION, S3TestServer } from './helpers/s3-server.js';
 
 const BUCKET = 'builds';
@@ -37,53 +37,7 @@ afterEach(async () => {
   }
 });
 
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  const done = (async () => {
-    for await (const chunk of stream) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  })();
-  return within(done, 15_000, 'the build stream ending');
-}
-
-async function rejection(promise: Promise<unknown>): Promise<FetchError> {
-  const outcome = await within(
-    promise.then(
-      (value) => ({ ok: true as const, value }),
-      (error: unknown) => ({ ok: false as const, error }),
-    ),
-    15_000,
-    'the fetch settling',
-  );
-  if (outcome.ok) throw new Error(`the fetch resolved (${outcome.value === undefined ? 'undefined' : 'a build'}) instead of failing`);
-  expect(outcome.error).toBeInstanceOf(FetchError);
-  return outcome.error as FetchError;
-}
-
-function expectBuild(build: FetchedBuild | undefined): FetchedBuild {
-  if (!build) throw new Error('the fetch resolved undefined where a build was expected');
-  return build;
-}
-
-function recordingLogger(lines: Array<{ level: string; text: string }>): Logger {
-  const at = (level: string) => (objOrMsg: unknown, msg?: string) => lines.push({ level, text: JSON.stringify([objOrMsg, msg]) });
-  const logger: Logger = { fatal: at('fatal'), error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), child: () => logger };
-  return logger;
-}
-
-function fetcherFor(options: Partial<S3FetcherOptions> & { key: string }, log: Logger = recordingLogger([])): S3Fetcher {
+function fetcherFor(options: Partial<S3FetcherOptions> & { key: string }, log: Logger = memoryLogger()): S3Fetcher {
   const fetcher = new S3Fetcher({ bucket: BUCKET, region: S3_REGION, endpoint: store.endpoint, credentials: { ...S3_CREDENTIALS }, ...options });
   fetcher.init({ runningId: '0'.repeat(64), binPath: '/nonexistent/app.mjs', log });
   return fetcher;
@@ -213,8 +167,8 @@ describe('S3Fetcher against s3rver', () => {
     await readAll(build.stream);
 
     await store.putObject(BUCKET, 'odd.mjs', body, { sha256: 'not-a-hash' });
-    const lines: Array<{ level: string; text: string }> = [];
-    const odd = expectBuild(await fetcherFor({ key: 'odd.mjs' }, recordingLogger(lines)).fetch(signal()));
+    const lines: LoggedLine[] = [];
+    const odd = expectBuild(await fetcherFor({ key: 'odd.mjs' }, memoryLogger(lines)).fetch(signal()));
     expect(odd.sha256).toBeUndefined();
     expect(lines.filter((line) => line.level === 'warn').map((line) => line.text).join('\n')).toMatch(/sha256 is not 64 hex digits/);
     await readAll(odd.stream);
@@ -232,13 +186,7 @@ describe('S3Fetcher against s3rver', () => {
 
 /** A node:http stand-in for answers s3rver cannot give (versioned buckets, checksums, redirects, silence). */
 async function fakeStore(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
-  const server = createServer(handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return (await startServer(cleanups, handler)).origin;
 }
 
 describe('S3Fetcher against answers s3rver does not give', () => {
