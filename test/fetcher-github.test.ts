@@ -5,7 +5,7 @@ import { ConfigError } from '../src/errors.js';
 import { chooseAsset, type GitHubRelease } from '../src/fetchers/github-release.js';
 import { GitHubFetcher, type GitHubFetcherOptions } from '../src/fetchers/github.js';
 import type { Logger } from '../src/logger.js';
-import { expectBuild, readAll, rejection, within } from './helpers/fetch-results.js';
+import { expectBuild, readAll, rejection, within, seededBytes as bytesOf } from './helpers/fetch-results.js';
 import { startServer, type TestServer } from './helpers/http-server.js';
 import { memoryLogger, type LoggedLine } from './helpers/memory-logger.js';
 
@@ -157,16 +157,6 @@ class FakeGitHub {
     entry.downloads++;
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': entry.bytes.length }).end(entry.bytes);
   }
-}
-
-function bytesOf(size: number, seed: number): Buffer {
-  const bytes = Buffer.alloc(size);
-  let x = seed;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    bytes[i] = x >>> 24;
-  }
-  return bytes;
 }
 
 function release(tag: string, assets: FakeAsset[], extra: Partial<FakeRelease> = {}): FakeRelease {

@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, FetchError } from '../src/errors.js';
 import { HTTPFetcher, type HTTPFetcherOptions } from '../src/fetchers/http.js';
 import type { Logger } from '../src/logger.js';
-import { expectBuild, rejection, within } from './helpers/fetch-results.js';
+import { expectBuild, rejection, within, seededBytes as randomBytesOf } from './helpers/fetch-results.js';
 import { startServer, type TestServer } from './helpers/http-server.js';
 import { memoryLogger, type LoggedLine } from './helpers/memory-logger.js';
 
@@ -77,16 +77,6 @@ function fetcherFor(options: HTTPFetcherOptions, log?: Logger): HTTPFetcher {
   const fetcher = new HTTPFetcher(options);
   fetcher.init({ runningId: '0'.repeat(64), binPath: '/nonexistent/app.mjs', log: log ?? memoryLogger() });
   return fetcher;
-}
-
-function randomBytesOf(size: number, seed: number): Buffer {
-  const bytes = Buffer.alloc(size);
-  let x = seed;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    bytes[i] = x >>> 24;
-  }
-  return bytes;
 }
 
 const signal = () => new AbortController().signal;

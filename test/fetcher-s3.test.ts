@@ -5,7 +5,7 @@ import { ConfigError, FetchError } from '../src/errors.js';
 import { S3Fetcher, type S3FetcherOptions } from '../src/fetchers/s3.js';
 import { resolveTarget } from '../src/fetchers/s3-config.js';
 import type { Logger } from '../src/logger.js';
-import { expectBuild, readAll, rejection, within } from './helpers/fetch-results.js';
+import { expectBuild, readAll, rejection, within, seededBytes as bytes } from './helpers/fetch-results.js';
 import { startServer } from './helpers/http-server.js';
 import { memoryLogger, type LoggedLine } from './helpers/memory-logger.js';
 import { S3_CREDENTIALS, S3_REGION, S3TestServer } from './helpers/s3-server.js';
@@ -41,16 +41,6 @@ function fetcherFor(options: Partial<S3FetcherOptions> & { key: string }, log: L
   const fetcher = new S3Fetcher({ bucket: BUCKET, region: S3_REGION, endpoint: store.endpoint, credentials: { ...S3_CREDENTIALS }, ...options });
   fetcher.init({ runningId: '0'.repeat(64), binPath: '/nonexistent/app.mjs', log });
   return fetcher;
-}
-
-function bytes(size: number, seed: number): Buffer {
-  const out = Buffer.alloc(size);
-  let x = seed;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
 }
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');

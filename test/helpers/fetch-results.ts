@@ -47,3 +47,14 @@ export function expectBuild(build: FetchedBuild | undefined): FetchedBuild {
   if (!build) throw new Error('the fetch resolved undefined where a build was expected');
   return build;
 }
+
+/** `size` bytes that look random but are the same for the same `seed` (a build that does not compress). */
+export function seededBytes(size: number, seed: number): Buffer {
+  const bytes = Buffer.alloc(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    bytes[i] = x >>> 24;
+  }
+  return bytes;
+}
