@@ -1,12 +1,14 @@
 import { watch as watchFileSystem, type FSWatcher, type Stats } from 'node:fs';
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { Readable, addAbortSignal } from 'node:stream';
+import { addAbortSignal } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, FetchError, describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { checksumFor } from './checksums.js';
 import type { FetchedBuild, Fetcher, FetcherContext } from './fetcher.js';
+import { SettledFileStream, errorCode, identityOf, readError, sameIdentity, sameOrBothAbsent, type FileIdentity } from './settled-file.js';
+import { SideFile, type SideFileContent } from './side-files.js';
 import { silentLogger } from './silent-logger.js';
 
 /** Options of {@link FileFetcher}. */
@@ -27,47 +29,10 @@ export interface FileFetcherOptions {
 
 const DEFAULT_INTERVAL = 1000;
 const DEFAULT_SETTLE = 300;
-const READ_CHUNK = 64 * 1024;
 /** A checksum file bigger than this is not one. */
 const CHECKSUM_FILE_LIMIT = 1024 * 1024;
-
-/** What tells one version of the file from another without reading it. */
-interface FileIdentity {
-  dev: number;
-  ino: number;
-  size: number;
-  mtimeMs: number;
-}
-
-function identityOf(stats: Stats): FileIdentity {
-  return { dev: stats.dev, ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs };
-}
-
-function sameIdentity(a: FileIdentity, b: FileIdentity): boolean {
-  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
-}
-
-function errorCode(error: unknown): string | undefined {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
-const PERMISSION_FIX = 'give the user running overseer read access to the file and search (x) access to every directory above it';
-const FIXES: Record<string, string> = {
-  EACCES: PERMISSION_FIX,
-  EPERM: PERMISSION_FIX,
-  EISDIR: 'the path option must name the build file itself, not a directory: point it at the file your build tool writes',
-  ENOTDIR: 'a part of the path is a file, not a directory: point the path option at the build file',
-  ELOOP: 'the path goes through a loop of symbolic links: fix the links or point the path option at the real file',
-  ENAMETOOLONG: 'the path is too long for this filesystem: use a shorter path',
-};
-const DEFAULT_FIX = 'check that the path option names a readable regular file on a working filesystem';
-
-function readError(source: string, path: string, error: unknown, what = 'build file'): FetchError {
-  const code = errorCode(error) ?? describeError(error);
-  const fix = FIXES[code] ?? DEFAULT_FIX;
-  return new FetchError(source, `cannot read the ${what} ${path} (${code}): ${fix}`, { cause: error });
-}
+/** A minisign signature is a few hundred bytes. */
+const SIGNATURE_FILE_LIMIT = 64 * 1024;
 
 function positiveMilliseconds(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
@@ -85,7 +50,9 @@ function positiveMilliseconds(name: string, value: unknown, fallback: number): n
  * Takes new builds from a file on disk, such as the output of a build tool or a file a deploy
  * script copies into place. A build is handed over only once the file has stayed unchanged for
  * `settle` milliseconds, and its stream errors if the file changes while it is being read, so a
- * half-written file is never taken. The same file is not handed over twice.
+ * half-written file is never taken. The same file is not handed over twice. A minisign signature
+ * written beside it, `<path>.minisig`, is read with it and settled with it; a new signature
+ * offers the same build again.
  */
 export class FileFetcher implements Fetcher {
   /** `file:` and the build file's absolute path. */
@@ -98,14 +65,14 @@ export class FileFetcher implements Fetcher {
   readonly settle: number;
   /** Absolute path of the checksum file, when there is one. */
   readonly checksumPath: string | undefined;
+  /** Absolute path of the signature file looked for beside the build: `<path>.minisig`. */
+  readonly signaturePath: string;
 
   private log: Logger = silentLogger;
-  /** The file as it was when its last handed-over stream ended cleanly. */
-  private taken: FileIdentity | undefined;
-  /** The checksum file as it was when that stream ended. */
-  private takenChecksum: FileIdentity | undefined;
-  /** Whether "waiting for the checksum file" was logged since it was last seen. */
-  private checksumWaitLogged = false;
+  private readonly checksumFile: SideFile | undefined;
+  private readonly signatureFile: SideFile;
+  /** The build file, checksum file and signature file as they were when the last handed-over stream ended cleanly. */
+  private taken: { build: FileIdentity; checksum: FileIdentity | undefined; signature: FileIdentity | undefined } | undefined;
   /** Whether "waiting for a build" was logged since the file was last seen. */
   private waitingLogged = false;
 
@@ -127,6 +94,14 @@ export class FileFetcher implements Fetcher {
       throw new ConfigError(`FileFetcher checksumPath must be a non-empty string, got ${JSON.stringify(options.checksumPath)}: pass the checksum file your build tool writes, or leave it out`);
     }
     this.checksumPath = options.checksumPath === undefined ? undefined : resolve(options.checksumPath);
+    this.signaturePath = `${this.path}.minisig`;
+    const log = () => this.log;
+    if (this.checksumPath !== undefined) {
+      const fix = 'point checksumPath at the checksum file your build tool writes';
+      this.checksumFile = new SideFile(this.checksumPath, { what: 'checksum file', option: 'checksumPath', fix, limit: CHECKSUM_FILE_LIMIT, required: true, source: this.source }, log);
+    }
+    const fix = 'write the minisign signature of the build there (overseer sign, or minisign -S), or nothing';
+    this.signatureFile = new SideFile(this.signaturePath, { what: 'signature file', option: 'signaturePath', fix, limit: SIGNATURE_FILE_LIMIT, required: false, source: this.source }, log);
   }
 
   /** Keeps the master's logger. */
@@ -140,18 +115,24 @@ export class FileFetcher implements Fetcher {
     const before = await this.statBuild();
     if (!before) return undefined;
     const identity = identityOf(before);
-    const checksumBefore = await this.statChecksum();
+    const checksumBefore = await this.checksumFile?.stat();
     if (checksumBefore === null) return undefined;
-    const checksumUnchanged = !checksumBefore || (this.takenChecksum !== undefined && sameIdentity(checksumBefore, this.takenChecksum));
-    if (this.taken && sameIdentity(identity, this.taken) && checksumUnchanged) return undefined;
+    const signatureBefore = await this.signatureFile.stat();
+    const { taken } = this;
+    if (taken && sameIdentity(identity, taken.build) && sameOrBothAbsent(checksumBefore, taken.checksum) && sameOrBothAbsent(signatureBefore ?? undefined, taken.signature)) {
+      return undefined;
+    }
 
     await sleep(this.settle, undefined, { signal });
     const settled = await this.statBuild();
     if (!settled) return undefined;
     if (!sameIdentity(identityOf(settled), identity)) return this.stillBeingWritten();
-    const checksum = await this.readChecksum();
-    if (checksum === null) return undefined;
-    if (checksumBefore && !(checksum && sameIdentity(checksum.identity, checksumBefore))) return this.stillBeingWritten();
+    const checksumFile = await this.checksumFile?.read();
+    if (checksumFile === null) return undefined;
+    if (!sameOrBothAbsent(checksumFile?.identity, checksumBefore)) return this.stillBeingWritten();
+    const signatureFile = await this.signatureFile.read();
+    if (signatureFile === null || !sameOrBothAbsent(signatureFile?.identity, signatureBefore ?? undefined)) return this.stillBeingWritten();
+    const sha256 = checksumFile && this.sha256From(checksumFile);
 
     const handle = await this.openBuild();
     if (!handle) return undefined;
@@ -172,8 +153,7 @@ export class FileFetcher implements Fetcher {
 
     const stream = new SettledFileStream(handle, identity, this.path, this.source);
     stream.once('end', () => {
-      this.taken = identity;
-      this.takenChecksum = checksum?.identity;
+      this.taken = { build: identity, checksum: checksumFile?.identity, signature: signatureFile?.identity };
     });
     addAbortSignal(signal, stream);
     return {
@@ -181,8 +161,14 @@ export class FileFetcher implements Fetcher {
       size: opened.size,
       version: opened.mtime.toISOString(),
       name: basename(this.path),
-      ...(checksum ? { sha256: checksum.sha256 } : {}),
+      ...(sha256 !== undefined ? { sha256 } : {}),
+      ...(signatureFile ? { signature: signatureFile.text } : {}),
     };
+  }
+
+  /** Forgets the file last handed over, so that the next fetch reads it again even if it has not changed. */
+  forget(): void {
+    this.taken = undefined;
   }
 
   /**
@@ -192,7 +178,7 @@ export class FileFetcher implements Fetcher {
    */
   watch(onChange: () => void): () => void {
     const directory = dirname(this.path);
-    const names = new Set([basename(this.path)]);
+    const names = new Set([basename(this.path), basename(this.signaturePath)]);
     if (this.checksumPath !== undefined && dirname(this.checksumPath) === directory) names.add(basename(this.checksumPath));
     let watcher: FSWatcher;
     try {
@@ -242,55 +228,19 @@ export class FileFetcher implements Fetcher {
     return stats;
   }
 
-  /** The checksum file's identity; undefined without a checksumPath, null while it does not exist. */
-  private async statChecksum(): Promise<FileIdentity | undefined | null> {
-    if (this.checksumPath === undefined) return undefined;
-    let stats: Stats;
-    try {
-      stats = await stat(this.checksumPath);
-    } catch (error) {
-      if (errorCode(error) === 'ENOENT') return this.noChecksumYet();
-      throw readError(this.source, this.checksumPath, error, 'checksum file');
-    }
-    this.checksumWaitLogged = false;
-    if (!stats.isFile()) throw new FetchError(this.source, `the checksum path ${this.checksumPath} is not a regular file: point checksumPath at the file your build tool writes`);
-    if (stats.size > CHECKSUM_FILE_LIMIT) {
-      throw new FetchError(this.source, `the checksum file ${this.checksumPath} is ${stats.size} bytes, more than a checksum file has (${CHECKSUM_FILE_LIMIT}): check checksumPath`);
-    }
-    return identityOf(stats);
-  }
-
-  /** The SHA-256 the checksum file gives for the build, and the file's identity as read; same undefined/null as statChecksum. */
-  private async readChecksum(): Promise<{ sha256: string; identity: FileIdentity } | undefined | null> {
-    const identity = await this.statChecksum();
-    if (identity === null) return null;
-    if (identity === undefined || this.checksumPath === undefined) return undefined;
-    let text: string;
-    try {
-      text = await readFile(this.checksumPath, 'utf8');
-    } catch (error) {
-      if (errorCode(error) === 'ENOENT') return this.noChecksumYet();
-      throw readError(this.source, this.checksumPath, error, 'checksum file');
-    }
+  /** The SHA-256 the checksum file gives for the build. */
+  private sha256From(checksumFile: SideFileContent): string {
     const name = basename(this.path);
     let sha256: string | undefined;
     try {
-      sha256 = checksumFor(text, name, this.checksumPath);
+      sha256 = checksumFor(checksumFile.text, name, this.checksumPath);
     } catch (error) {
       throw new FetchError(this.source, `cannot use the checksum file: ${describeError(error)}`, { cause: error });
     }
     if (sha256 === undefined) {
       throw new FetchError(this.source, `the checksum file ${this.checksumPath} does not list ${name}: have the build tool write the build's SHA-256 there (sha256sum ${name})`);
     }
-    return { sha256, identity };
-  }
-
-  private noChecksumYet(): null {
-    if (!this.checksumWaitLogged) {
-      this.checksumWaitLogged = true;
-      this.log.info({ source: this.source, checksumPath: this.checksumPath }, 'waiting for the checksum file');
-    }
-    return null;
+    return sha256;
   }
 
   private async openBuild(): Promise<FileHandle | undefined> {
@@ -317,79 +267,5 @@ export class FileFetcher implements Fetcher {
 
   private readError(error: unknown): FetchError {
     return readError(this.source, this.path, error);
-  }
-}
-
-/**
- * The bytes of a file that settled, read through one open handle. Errors instead of ending when
- * the file is not, at the end, the file that was opened: more or fewer bytes than its size, or a
- * different identity on the handle or at the path (written in place, replaced, removed).
- */
-class SettledFileStream extends Readable {
-  private position = 0;
-
-  constructor(
-    private readonly handle: FileHandle,
-    private readonly opened: FileIdentity,
-    private readonly path: string,
-    private readonly source: string,
-  ) {
-    super({ highWaterMark: READ_CHUNK });
-  }
-
-  override _read(size: number): void {
-    this.readChunk(size).catch((error: unknown) => {
-      this.destroy(error instanceof FetchError ? error : readError(this.source, this.path, error));
-    });
-  }
-
-  private async readChunk(size: number): Promise<void> {
-    // One byte past the expected end is enough to tell that the file grew.
-    const length = Math.max(1, Math.min(size, this.opened.size - this.position + 1));
-    const buffer = Buffer.allocUnsafe(length);
-    const { bytesRead } = await this.handle.read(buffer, 0, length, this.position);
-    if (this.destroyed) return;
-    this.position += bytesRead;
-    if (this.position > this.opened.size) {
-      this.destroy(this.changed(`it grew past ${this.opened.size} bytes`));
-    } else if (bytesRead > 0) {
-      this.push(buffer.subarray(0, bytesRead));
-    } else {
-      const problem = await this.changeAtEnd();
-      if (this.destroyed) return;
-      if (problem) this.destroy(this.changed(problem));
-      else this.push(null);
-    }
-  }
-
-  /** Why the file read is not the file opened, or undefined when it is. */
-  private async changeAtEnd(): Promise<string | undefined> {
-    if (this.position !== this.opened.size) return `it shrank to ${this.position} of ${this.opened.size} bytes`;
-    if (!sameIdentity(identityOf(await this.handle.stat()), this.opened)) return 'it was written in place';
-    let atPath: Stats;
-    try {
-      atPath = await stat(this.path);
-    } catch (error) {
-      if (errorCode(error) === 'ENOENT') return 'it was removed';
-      throw error;
-    }
-    if (!sameIdentity(identityOf(atPath), this.opened)) return 'it was replaced';
-    return undefined;
-  }
-
-  private changed(problem: string): FetchError {
-    return new FetchError(
-      this.source,
-      `the build file ${this.path} changed while it was being read (${problem}): ` +
-        'this build is skipped and the next fetch reads the file again once it stops changing; ' +
-        'have the build tool write a temporary file and rename it over the path',
-    );
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.handle.close().then(
-      () => callback(error),
-      (closeError: unknown) => callback(error ?? (closeError as Error)),
-    );
   }
 }
