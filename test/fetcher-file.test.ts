@@ -19,6 +19,7 @@ import { ConfigError, FetchError } from '../src/errors.js';
 import { FileFetcher, type FileFetcherOptions } from '../src/fetchers/file.js';
 import { readAll, within } from './helpers/fetch-results.js';
 import { memoryLogger } from './helpers/memory-logger.js';
+import { minisignKeys } from './helpers/minisign-keys.js';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
@@ -334,5 +335,41 @@ describe('FileFetcher checksumPath', () => {
     const malformed = await makeFetcher({ checksumPath: sumsPath }).fetch(signal()).catch((error: unknown) => error);
     expect(malformed).toBeInstanceOf(FetchError);
     expect((malformed as FetchError).message).toMatch(/line 2 is not a checksum line/);
+  });
+});
+
+describe('FileFetcher signature and forget', () => {
+  it('reads <path>.minisig as the signature when there is one; a signature written after the build offers the same build again', async () => {
+    const keys = minisignKeys(dir, 'release');
+    const bytes = randomBytes(50_000);
+    writeFileSync(buildPath, bytes);
+    const fetcher = makeFetcher();
+    expect(fetcher.signaturePath).toBe(`${buildPath}.minisig`);
+
+    const unsigned = await fetcher.fetch(signal());
+    expect(unsigned).toBeDefined();
+    expect(unsigned!.signature).toBeUndefined();
+    await within(readAll(unsigned!.stream), 5_000, 'the unsigned build read');
+    expect(await fetcher.fetch(signal())).toBeUndefined();
+
+    const signature = keys.signatureOf(buildPath);
+    expect(signature).toMatch(/^untrusted comment: /);
+    const signed = await fetcher.fetch(signal());
+    expect(signed?.signature).toBe(signature);
+    expect((await within(readAll(signed!.stream), 5_000, 'the signed build read')).equals(bytes)).toBe(true);
+    expect(await fetcher.fetch(signal())).toBeUndefined();
+  });
+
+  it('forget() makes the next fetch hand over the same file again', async () => {
+    writeFileSync(buildPath, 'export default 1;\n');
+    const fetcher = makeFetcher();
+    await within(readAll((await fetcher.fetch(signal()))!.stream), 5_000, 'the build read');
+    expect(await fetcher.fetch(signal())).toBeUndefined();
+
+    fetcher.forget();
+    const again = await fetcher.fetch(signal());
+    expect(again).toBeDefined();
+    expect((await within(readAll(again!.stream), 5_000, 'the build read again')).toString()).toBe('export default 1;\n');
+    expect(await fetcher.fetch(signal())).toBeUndefined();
   });
 });

@@ -224,6 +224,23 @@ describe('GitHubFetcher', () => {
     expect(github.api.requests.at(-1)?.headers['if-none-match']).toBeDefined();
   });
 
+  it('forget() drops the ETag and the tag handed over: the next fetch downloads the same release again', async () => {
+    const github = await FakeGitHub.start();
+    const bytes = bytesOf(20_000, 9);
+    github.releases = [release('v1.0.0', [{ name: 'app.mjs', bytes }])];
+    const fetcher = github.fetcher();
+    await readAll(expectBuild(await fetcher.fetch(signal())).stream);
+    expect(await fetcher.fetch(signal())).toBeUndefined();
+    expect(github.storage.requests).toHaveLength(1);
+
+    fetcher.forget();
+    const again = expectBuild(await fetcher.fetch(signal()));
+    expect(again.version).toBe('v1.0.0');
+    expect(github.api.requests.filter((request) => request.url === API_PATH).at(-1)?.headers['if-none-match']).toBeUndefined();
+    expect(sha256(await readAll(again.stream))).toBe(sha256(bytes));
+    expect(github.storage.requests).toHaveLength(2);
+  });
+
   it('remembers the ETag only once the asset was read to its end', async () => {
     const github = await FakeGitHub.start();
     const bytes = bytesOf(3_000_000, 2);

@@ -15,6 +15,7 @@ import type { Logger } from '../src/logger.js';
 import { expectBuild, rejection, within, seededBytes as randomBytesOf } from './helpers/fetch-results.js';
 import { startServer, type TestServer } from './helpers/http-server.js';
 import { memoryLogger, type LoggedLine } from './helpers/memory-logger.js';
+import { minisignKeys } from './helpers/minisign-keys.js';
 
 const SECRET = 'Bearer s3cr3t-token-value';
 const QUERY_SECRET = 'sig=query-secret-value';
@@ -73,7 +74,13 @@ function etagHandler(current: { body: Buffer }) {
   };
 }
 
+/** An HTTPFetcher looking for no signature (the servers here answer any path with the build), unless `options` names one. */
 function fetcherFor(options: HTTPFetcherOptions, log?: Logger): HTTPFetcher {
+  return signingFetcherFor({ signatureUrl: false, ...options }, log);
+}
+
+/** An HTTPFetcher with the options as given: by default it looks for `<url>.minisig`. */
+function signingFetcherFor(options: HTTPFetcherOptions, log?: Logger): HTTPFetcher {
   const fetcher = new HTTPFetcher(options);
   fetcher.init({ runningId: '0'.repeat(64), binPath: '/nonexistent/app.mjs', log: log ?? memoryLogger() });
   return fetcher;
@@ -592,5 +599,85 @@ describe('HTTPFetcher checksumUrl', () => {
 
     const missing = await rejection(fetcherFor({ url: `${server.origin}/app.mjs`, checksumUrl: `${sums.origin}/gone.sha256` }).fetch(signal()));
     expect((missing as FetchError).message).toMatch(/^checksumUrl: fetch of .*\/gone\.sha256 answered HTTP 404/);
+  });
+});
+
+describe('HTTPFetcher signatures and forget', () => {
+  /** Serves the build at /app.mjs with an ETag, and `signature.text` (404 when undefined) at /app.mjs.minisig. */
+  async function signedServer(body: Buffer, signature: { text: string | undefined }) {
+    const build = etagHandler({ body });
+    return startServer(cleanups, (req, res, server) => {
+      if (req.url === '/app.mjs.minisig') {
+        if (signature.text === undefined) return void res.writeHead(404).end('not found');
+        return void res.writeHead(200, { 'content-type': 'text/plain' }).end(signature.text);
+      }
+      build(req, res, server);
+    });
+  }
+
+  it('fetches <url>.minisig with a new build, sending it the headers, and makes no signature request on a 304 poll', async () => {
+    const dir = makeTempDir();
+    const body = randomBytesOf(40_000, 11);
+    const buildFile = join(dir, 'app.mjs');
+    writeFileSync(buildFile, body);
+    const signature = { text: minisignKeys(dir, 'release').signatureOf(buildFile) as string | undefined };
+    const server = await signedServer(body, signature);
+    const fetcher = signingFetcherFor({ url: `${server.origin}/app.mjs`, headers: { authorization: SECRET } });
+
+    const build = expectBuild(await fetcher.fetch(signal()));
+    expect(build.signature).toBe(signature.text);
+    expect(await hashStream(build.stream)).toEqual({ sha256: sha256(body), bytes: body.length });
+    expect(server.requests.map((request) => [request.url, request.headers.authorization])).toEqual([
+      ['/app.mjs', SECRET],
+      ['/app.mjs.minisig', SECRET],
+    ]);
+
+    expect(await fetcher.fetch(signal())).toBeUndefined();
+    expect(server.requests.map((request) => request.url)).toEqual(['/app.mjs', '/app.mjs.minisig', '/app.mjs']);
+  });
+
+  it('takes a 404 for the signature as no signature published: signature undefined', async () => {
+    const body = Buffer.from('export default "unsigned";\n');
+    const server = await signedServer(body, { text: undefined });
+    const build = expectBuild(await signingFetcherFor({ url: `${server.origin}/app.mjs` }).fetch(signal()));
+    expect(build.signature).toBeUndefined();
+    expect(await hashStream(build.stream)).toEqual({ sha256: sha256(body), bytes: body.length });
+    expect(server.requests.map((request) => request.url)).toEqual(['/app.mjs', '/app.mjs.minisig']);
+  });
+
+  it('takes signatureUrl from another origin without the headers, asks for none with false, and fails on a 500 naming the option', async () => {
+    const body = Buffer.from('export default "mirrored";\n');
+    const signatures = await startServer(cleanups, (req, res) => {
+      if (req.url === '/sigs/app.minisig') return void res.writeHead(200).end('untrusted comment: x\nRWQ\n');
+      res.writeHead(500).end();
+    });
+    const server = await signedServer(body, { text: 'never asked for' });
+    const mirrored = expectBuild(await signingFetcherFor({ url: `${server.origin}/app.mjs`, signatureUrl: `${signatures.origin}/sigs/app.minisig`, headers: { authorization: SECRET } }).fetch(signal()));
+    expect(mirrored.signature).toBe('untrusted comment: x\nRWQ\n');
+    await hashStream(mirrored.stream);
+    expect(signatures.requests[0]?.headers.authorization).toBeUndefined();
+    expect(server.requests.map((request) => request.url)).toEqual(['/app.mjs']);
+
+    const none = expectBuild(await signingFetcherFor({ url: `${server.origin}/app.mjs`, signatureUrl: false }).fetch(signal()));
+    expect(none.signature).toBeUndefined();
+    await hashStream(none.stream);
+    expect(server.requests.map((request) => request.url)).toEqual(['/app.mjs', '/app.mjs']);
+
+    const failing = await rejection(signingFetcherFor({ url: `${server.origin}/app.mjs`, signatureUrl: `${signatures.origin}/broken.minisig` }).fetch(signal()));
+    expect(failing.message).toMatch(/^signatureUrl: fetch of .*\/broken\.minisig answered HTTP 500.*signatureUrl: false/);
+  });
+
+  it('forget() drops the validators: the next fetch asks without them and downloads the build again', async () => {
+    const current = { body: randomBytesOf(20_000, 12) };
+    const server = await startServer(cleanups, etagHandler(current));
+    const fetcher = fetcherFor({ url: `${server.origin}/app.mjs` });
+    await hashStream(expectBuild(await fetcher.fetch(signal())).stream);
+    expect(await fetcher.fetch(signal())).toBeUndefined();
+    expect(server.requests[1]?.headers['if-none-match']).toBeDefined();
+
+    fetcher.forget();
+    const again = expectBuild(await fetcher.fetch(signal()));
+    expect(server.requests[2]?.headers['if-none-match']).toBeUndefined();
+    expect(await hashStream(again.stream)).toEqual({ sha256: sha256(current.body), bytes: current.body.length });
   });
 });

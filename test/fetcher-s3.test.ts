@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, FetchError } from '../src/errors.js';
@@ -8,6 +11,8 @@ import type { Logger } from '../src/logger.js';
 import { expectBuild, readAll, rejection, within, seededBytes as bytes } from './helpers/fetch-results.js';
 import { startServer } from './helpers/http-server.js';
 import { memoryLogger, type LoggedLine } from './helpers/memory-logger.js';
+import { minisignKeys } from './helpers/minisign-keys.js';
+import { tempMarker } from './helpers/processes.js';
 import { S3_CREDENTIALS, S3_REGION, S3TestServer } from './helpers/s3-server.js';
 
 const BUCKET = 'builds';
@@ -174,6 +179,57 @@ describe('S3Fetcher against s3rver', () => {
   });
 });
 
+describe('S3Fetcher signatures and forget', () => {
+  it('fetches the object <key>.minisig, signed, with a new build only: never on a 304 poll', async () => {
+    const key = 'releases/app.mjs';
+    const dir = mkdtempSync(join(tmpdir(), tempMarker()));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const body = bytes(30_000, 7);
+    const buildFile = join(dir, 'app.mjs');
+    writeFileSync(buildFile, body);
+    const signature = minisignKeys(dir, 'release').signatureOf(buildFile);
+    await store.putObject(BUCKET, key, body);
+    await store.putObject(BUCKET, `${key}.minisig`, signature);
+    const fetcher = fetcherFor({ key });
+
+    const build = expectBuild(await fetcher.fetch(signal()));
+    expect(build.signature).toBe(signature);
+    expect((await readAll(build.stream)).equals(body)).toBe(true);
+    const [signatureGet] = store.gets(BUCKET, `${key}.minisig`);
+    expect(signatureGet?.status).toBe(200);
+    expect(signatureGet?.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 /);
+
+    expect(await fetcher.fetch(signal())).toBeUndefined();
+    expect(store.gets(BUCKET, key).map((answer) => answer.status)).toEqual([200, 304]);
+    expect(store.gets(BUCKET, `${key}.minisig`)).toHaveLength(1);
+  });
+
+  it('takes NoSuchKey for the signature as none published: signature undefined', async () => {
+    await store.putObject(BUCKET, 'app.mjs', 'export {};\n');
+    const build = expectBuild(await fetcherFor({ key: 'app.mjs' }).fetch(signal()));
+    expect(build.signature).toBeUndefined();
+    expect((await readAll(build.stream)).toString()).toBe('export {};\n');
+    expect(store.gets(BUCKET, 'app.mjs.minisig').map((answer) => answer.status)).toEqual([404]);
+  });
+
+  it('forget() drops the ETag: the next fetch asks without it and downloads the object again', async () => {
+    const body = bytes(10_000, 8);
+    await store.putObject(BUCKET, 'app.mjs', body);
+    const fetcher = fetcherFor({ key: 'app.mjs' });
+    await readAll(expectBuild(await fetcher.fetch(signal())).stream);
+    expect(await fetcher.fetch(signal())).toBeUndefined();
+
+    fetcher.forget();
+    const again = expectBuild(await fetcher.fetch(signal()));
+    expect((await readAll(again.stream)).equals(body)).toBe(true);
+    expect(store.gets(BUCKET, 'app.mjs').map((answer) => [answer.status, answer.headers['if-none-match'] !== undefined])).toEqual([
+      [200, false],
+      [304, true],
+      [200, false],
+    ]);
+  });
+});
+
 /** A node:http stand-in for answers s3rver cannot give (versioned buckets, checksums, redirects, silence). */
 async function fakeStore(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
   return (await startServer(cleanups, handler)).origin;
@@ -246,6 +302,13 @@ describe('S3Fetcher options', () => {
     expect(new S3Fetcher({ ...base, endpoint: 'http://minio.example.com:9000', allowInsecureHTTP: true }).source).toBe(`s3://${BUCKET}/app.mjs (http://minio.example.com:9000)`);
     expect(() => new S3Fetcher({ ...base, endpoint: `https://user:${WRONG_SECRET}@minio.example.com` })).toThrow(/must not carry userinfo/);
     expect(() => new S3Fetcher({ ...base, bucket: 's3://builds' })).toThrow(/not a bucket name/);
+  });
+
+  it('refuses a key with "." or ".." segments, which a URL would drop from the path it signed', () => {
+    const base = { bucket: BUCKET, region: S3_REGION, credentials: { ...S3_CREDENTIALS } };
+    expect(() => new S3Fetcher({ ...base, key: 'releases/../app.mjs' })).toThrow(/"\." or "\.\." path segments.*rename the object/);
+    expect(() => new S3Fetcher({ ...base, key: './app.mjs' })).toThrow(ConfigError);
+    expect(new S3Fetcher({ ...base, key: 'releases/v1.0/app.mjs' }).source).toBe(`s3://${BUCKET}/releases/v1.0/app.mjs`);
   });
 
   it('calls a credentials function before every poll, and turns its failure into a FetchError', async () => {

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tar from 'tar';
@@ -8,25 +7,10 @@ import { appSource, TestApp, type AppOptions } from './helpers/app.js';
 import { controlledFetcherSource, FetcherControl } from './helpers/controlled-fetcher.js';
 import { get, startLoad } from './helpers/load.js';
 import { startWatching, upgradeEnded } from './helpers/upgrades.js';
+import { minisignKeys } from './helpers/minisign-keys.js';
 import { cleanupAll, makeTempDir, startMaster } from './helpers/processes.js';
 
 afterEach(cleanupAll);
-
-
-/** A minisign key pair made by the real minisign tool, unencrypted (-W). */
-function minisignKeys(dir: string, name: string) {
-  const pub = join(dir, `${name}.pub`);
-  const key = join(dir, `${name}.key`);
-  execFileSync('minisign', ['-G', '-W', '-p', pub, '-s', key], { stdio: 'ignore' });
-  return {
-    pub,
-    /** Signs `file` with the real minisign tool; returns the signature's path. */
-    sign(file: string): string {
-      execFileSync('minisign', ['-S', '-W', '-s', key, '-m', file], { stdio: 'ignore' });
-      return `${file}.minisig`;
-    },
-  };
-}
 
 describe('signed builds (publicKey)', () => {
   it('installs only builds signed with the configured key; unsigned, wrongly signed and tampered builds never run', async () => {

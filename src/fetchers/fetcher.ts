@@ -45,6 +45,13 @@ export interface Fetcher {
    * Returns a function that stops watching.
    */
   watch?(onChange: () => void): () => void;
+  /**
+   * Optional: forget what was handed over last (the validators, identity or tag remembered to ask
+   * "anything newer?"), so that the next fetch downloads it again. The master calls it when the
+   * bytes it got did not match the published checksum or signature: they may have been damaged
+   * in transit, and a conditional request would otherwise never fetch them again.
+   */
+  forget?(): void;
 }
 
 /** What the master tells a fetcher about the running build. */

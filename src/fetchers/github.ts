@@ -145,6 +145,12 @@ export class GitHubFetcher implements Fetcher {
     }
   }
 
+  /** Forgets the release last handed over and its ETag, so that the next fetch downloads it again. */
+  forget(): void {
+    this.#etag = undefined;
+    this.#handedOverTag = undefined;
+  }
+
   async fetch(signal: AbortSignal): Promise<FetchedBuild | undefined> {
     if (this.#rateLimitedUntil !== 0) {
       if (Date.now() < this.#rateLimitedUntil) {

@@ -35,10 +35,19 @@ export interface HTTPFetcherOptions {
    * (and userinfo) go to it only when it is on the same origin as `url`.
    */
   checksumUrl?: string | URL;
+  /**
+   * The build's minisign signature: fetched, only when a new build was found, from `url` with
+   * `.minisig` added to its path, or from this URL, or not at all with `false`. An answer 404 (or
+   * 410) means the build has no signature. `headers` (and userinfo) go to it only when it is on
+   * the same origin as `url`.
+   */
+  signatureUrl?: string | URL | false;
 }
 
 /** A checksum file bigger than this is not one. */
 const CHECKSUM_FILE_LIMIT = 1024 * 1024;
+/** A minisign signature is a few hundred bytes. */
+const SIGNATURE_FILE_LIMIT = 64 * 1024;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Headers the fetcher or the HTTP/1.1 connection manage; a user's value would break them. */
 const MANAGED_HEADERS = new Set(['if-none-match', 'if-modified-since', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'expect', 'te']);
@@ -72,6 +81,7 @@ export class HTTPFetcher implements Fetcher {
   readonly #maxRedirects: number;
   readonly #allowInsecureHTTP: boolean;
   readonly #checksumUrl: URL | undefined;
+  readonly #signatureUrl: URL | undefined;
   #validators: Validators = {};
   #log: Logger = silentLogger;
 
@@ -106,6 +116,7 @@ export class HTTPFetcher implements Fetcher {
       if (checksumProblem) throw new ConfigError(`HTTPFetcher checksumUrl ${redactURL(checksumUrl)}: ${checksumProblem}`);
       this.#checksumUrl = checksumUrl;
     }
+    this.#signatureUrl = this.#signatureUrlFrom(options.signatureUrl);
   }
 
   /** Keeps the master's logger; a running build whose version is an ETag spares the first download. */
@@ -115,6 +126,11 @@ export class HTTPFetcher implements Fetcher {
     if (running !== undefined && ETAG_SHAPE.test(running) && this.#validators.etag === undefined) {
       this.#validators = { etag: running };
     }
+  }
+
+  /** Forgets the validators of the build last handed over, so that the next fetch downloads it again. */
+  forget(): void {
+    this.#validators = {};
   }
 
   async fetch(signal: AbortSignal): Promise<FetchedBuild | undefined> {
@@ -131,13 +147,15 @@ export class HTTPFetcher implements Fetcher {
       const response = await session.get({ url: this.#url, headers: this.#validatorHeaders(), credentials: this.#credentialHeaders });
       if (response.status === 200) {
         let sha256: string | undefined;
+        let signature: string | undefined;
         try {
           if (this.#checksumUrl) sha256 = await this.#publishedChecksum(session, this.#checksumUrl, response);
+          if (this.#signatureUrl) signature = await this.#publishedSignature(session, this.#signatureUrl);
         } catch (error) {
           session.abandon(response);
           throw error;
         }
-        return this.#handOver(session, response, sha256);
+        return this.#handOver(session, response, sha256, signature);
       }
       await session.discard(response);
       if (response.status === 304) return undefined;
@@ -155,7 +173,7 @@ export class HTTPFetcher implements Fetcher {
   }
 
   /** Wraps a 200's body in a stream that errors, never ends quietly, when the download is cut short. */
-  #handOver(session: HttpSession, response: HttpResponse, sha256: string | undefined): FetchedBuild {
+  #handOver(session: HttpSession, response: HttpResponse, sha256: string | undefined, signature: string | undefined): FetchedBuild {
     const { headers, url } = response;
     const lengthHeader = firstHeader(headers, 'content-length');
     const expected = !HttpSession.isEncoded(response) && lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
@@ -171,7 +189,37 @@ export class HTTPFetcher implements Fetcher {
       ...(expected !== undefined ? { size: expected } : {}),
       ...(name ? { name } : {}),
       ...(sha256 !== undefined ? { sha256 } : {}),
+      ...(signature !== undefined ? { signature } : {}),
     };
+  }
+
+  /** The signature's URL: `url` + `.minisig` by default, the option's, or none with `false`. */
+  #signatureUrlFrom(option: string | URL | false | undefined): URL | undefined {
+    if (option === false) return undefined;
+    if (option === undefined) {
+      const url = new URL(this.#url);
+      url.pathname += '.minisig';
+      return url;
+    }
+    const url = parseURL(option, 'signatureUrl');
+    const problem = schemeProblem(url, this.#allowInsecureHTTP);
+    if (problem) throw new ConfigError(`HTTPFetcher signatureUrl ${redactURL(url)}: ${problem}`);
+    return url;
+  }
+
+  /** The text of the build's signature; undefined when the server has none (404, 410). */
+  async #publishedSignature(session: HttpSession, signatureUrl: URL): Promise<string | undefined> {
+    const response = await session.get({ url: signatureUrl, credentials: this.#credentialHeaders, credentialOrigin: this.#url.origin });
+    if (response.status === 200) return (await session.read(response, SIGNATURE_FILE_LIMIT, 'the signature')).toString('utf8');
+    await session.discard(response);
+    if (response.status === 404 || response.status === 410) {
+      this.#log.debug({ source: this.source, signatureUrl: redactURL(signatureUrl) }, 'no signature published beside the build');
+      return undefined;
+    }
+    throw new FetchError(
+      this.source,
+      `signatureUrl: ${describeStatus(response.where, response.status)}; if no signature is published, set signatureUrl: false`,
+    );
   }
 
   /** The SHA-256 the checksum file lists for the build: by the name it was served under, else the name asked for. */
