@@ -53,12 +53,15 @@ describe('upgrade pipeline with a hand-written fetcher', () => {
     expect(String(rejected.reason)).toMatch(/checksum mismatch: the source says SHA-256 (ab)+, the build downloaded has [0-9a-f]{64}/);
     expect(master.find('upgrade: sanity check passed')).toHaveLength(0);
     expect(readFileSync(app.path, 'utf8')).toBe(installedBefore);
+    // The bytes may have been damaged on the way: the fetcher is told to download them again.
+    expect(master.find('controlled fetcher: forget').map((line) => line.forgets)).toEqual([1]);
 
     offer({ reply: 'Hello checked build' });
     expect((await upgradeEnded(master, 2)).msg).toBe('upgrade done');
     await load.flowing();
     expect((await load.stop()).errors).toEqual({});
     expect((await get({ port })).body).toBe('Hello checked build');
+    expect(master.find('controlled fetcher: forget')).toHaveLength(1);
   });
 
   for (const mode of ['fail', 'hang'] as const) {

@@ -142,7 +142,7 @@ export class Master {
       minFetchInterval: this.config.minFetchInterval,
       fetchTimeout: this.config.fetchTimeout,
       log: this.log,
-      onBuild: async (build: FetchedBuild, source: string) => void (await upgrader.upgrade(build, source)),
+      onBuild: async (build: FetchedBuild, source: string) => void (await upgrader.upgrade(build, source, () => fetcher.forget?.())),
       onStatus: (status) =>
         this.log.info({ source: status.source, result: status.lastResult, reason: status.lastError, consecutiveFailures: status.consecutiveFailures }, 'source status'),
     });

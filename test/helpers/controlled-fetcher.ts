@@ -6,6 +6,7 @@ import { DIST_INDEX } from './processes.js';
  * Source of a fetcher a user could write in twenty lines, steered by a control file: each time the
  * control file's `n` changes it answers as `mode` says (`build`: hand over the file `build`, with
  * `sha256` and the text of the file `signature` when given; `fail`: throw; `hang`: never answer).
+ * Its `forget()` counts the calls and logs each as `controlled fetcher: forget` (with `forgets`).
  * Put it in a test app's `top` and use `globalThis.controlledFetcher` as its fetcher.
  */
 export function controlledFetcherSource(controlPath: string): string {
@@ -16,6 +17,9 @@ class ControlledFetcher {
   source = 'test:controlled';
   interval = 100;
   seen = 0;
+  forgets = 0;
+  init(context) { this.log = context.log; }
+  forget() { this.forgets += 1; this.log.info({ forgets: this.forgets }, 'controlled fetcher: forget'); }
   async fetch(signal) {
     let control;
     try { control = JSON.parse(readFileSync(${JSON.stringify(controlPath)}, 'utf8')); } catch { return undefined; }

@@ -72,7 +72,12 @@ export class Upgrader {
     this.paths = buildPaths(options.binPath);
   }
 
-  async upgrade(build: FetchedBuild, source: string): Promise<UpgradeRecord> {
+  /**
+   * @param forget the fetcher's `forget`: called when the bytes did not match the published
+   *   checksum or signature, so that the next fetch downloads them again (they may have been
+   *   damaged in transit, or the signature published after them).
+   */
+  async upgrade(build: FetchedBuild, source: string, forget?: () => void): Promise<UpgradeRecord> {
     const log = this.options.log.child({ source, version: build.version });
     let buildId: string | undefined;
     try {
@@ -82,13 +87,21 @@ export class Upgrader {
       const downloaded = await download(build.stream, this.paths.download, this.options.maxBuildSize, this.options.signal);
       log.info({ sha256: downloaded.sha256, bytes: downloaded.bytes }, 'upgrade: build downloaded');
       if (known !== undefined && known !== downloaded.sha256) {
+        this.forgetFetched(forget, log);
         throw new Rejection(
           'rejected',
           new ChecksumError(`checksum mismatch: the source says SHA-256 ${known}, the build downloaded has ${downloaded.sha256}`).message,
           downloaded.sha256,
         );
       }
-      if (this.options.publicKey) await this.verifySignature(build, downloaded.sha256);
+      if (this.options.publicKey) {
+        try {
+          await this.verifySignature(build, downloaded.sha256);
+        } catch (error) {
+          this.forgetFetched(forget, log);
+          throw error;
+        }
+      }
       if (await detectArchive(this.paths.download)) {
         buildId = downloaded.sha256;
         return await this.upgradeToArchive(buildId, build, source, log);
@@ -221,6 +234,17 @@ export class Upgrader {
       this.options.log.info({ keyId: key.keyId, trustedComment }, 'upgrade: signature verified');
     } catch (error) {
       throw new Rejection('rejected', `signature check failed: ${describeError(error)}`, downloadedSha256, false);
+    }
+  }
+
+  /** Tells the fetcher to download again next time; a fetcher's own failure there is logged, never the upgrade's. */
+  private forgetFetched(forget: (() => void) | undefined, log: Logger): void {
+    if (!forget) return;
+    try {
+      forget();
+      log.info('upgrade: the fetcher forgets this build, so that its next fetch downloads it again');
+    } catch (error) {
+      log.warn({ reason: describeError(error) }, 'upgrade: the fetcher\'s forget() threw');
     }
   }
 
