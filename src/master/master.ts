@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { ResolvedConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -17,6 +18,7 @@ import { currentRelease } from './upgrade/archive.js';
 import { releaseLayoutOf, type ReleaseLayout } from './upgrade/layout.js';
 import { loadPublicKey } from './upgrade/minisign.js';
 import { Upgrader } from './upgrade/upgrader.js';
+import { InstalledVersions } from './upgrade/versions.js';
 import { WorkerProcess } from './worker-process.js';
 
 /** How to start the entry script again as a worker. */
@@ -123,7 +125,11 @@ export class Master {
   private async startFetching(runningId: string): Promise<void> {
     const fetcher = this.config.fetcher!;
     const publicKey = this.config.publicKey === undefined ? undefined : await loadPublicKey(this.config.publicKey);
+    const versions = new InstalledVersions(this.layout ? join(this.layout.root, 'current') : this.entry.binPath);
+    const runningVersion = await versions.versionOf(runningId);
     const upgrader = new Upgrader({
+      versions,
+      runningVersion,
       publicKey,
       layout: this.layout,
       keepReleases: this.config.keepReleases,
@@ -147,9 +153,9 @@ export class Master {
         this.log.info({ source: status.source, result: status.lastResult, reason: status.lastError, consecutiveFailures: status.consecutiveFailures }, 'source status'),
     });
     this.scheduler = scheduler;
-    await fetcher.init?.({ runningId, runningVersion: undefined, binPath: this.entry.binPath, log: this.log.child({ source: scheduler.source }) });
+    await fetcher.init?.({ runningId, runningVersion, binPath: this.entry.binPath, log: this.log.child({ source: scheduler.source }) });
     if (this.shuttingDown) return;
-    this.log.info({ source: scheduler.source, minFetchInterval: this.config.minFetchInterval }, 'watching for new builds');
+    this.log.info({ source: scheduler.source, runningVersion, minFetchInterval: this.config.minFetchInterval }, 'watching for new builds');
     scheduler.start();
   }
 

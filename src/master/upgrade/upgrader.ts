@@ -12,6 +12,7 @@ import { activateRelease, currentRelease, detectArchive, extractRelease, pruneRe
 import type { ReleaseLayout } from './layout.js';
 import { verifyFile, type MinisignPublicKey } from './minisign.js';
 import { sanityCheck } from './sanity.js';
+import type { InstalledVersions } from './versions.js';
 import type { UpgradeOutcome, UpgradeRecord } from './status.js';
 
 export interface UpgraderOptions {
@@ -21,6 +22,9 @@ export interface UpgraderOptions {
   execArgv: readonly string[];
   args: readonly string[];
   runningId: string;
+  runningVersion: string | undefined;
+  /** Where installed builds' versions are remembered across restarts of the master. */
+  versions: InstalledVersions;
   maxBuildSize: number;
   sanityTimeout: number;
   preUpgrade: ((tempPath: string) => unknown) | undefined;
@@ -69,6 +73,7 @@ export class Upgrader {
 
   constructor(private readonly options: UpgraderOptions) {
     this.runningId = options.runningId;
+    this.runningVersion = options.runningVersion;
     this.paths = buildPaths(options.binPath);
   }
 
@@ -124,6 +129,7 @@ export class Upgrader {
       }
       this.runningId = buildId;
       this.runningVersion = build.version;
+      await this.options.versions.remember(buildId, build.version);
       return this.finish(log, { outcome: 'installed', buildId, version: build.version, source, reason: undefined });
     } catch (error) {
       build.stream.destroy();
@@ -197,6 +203,7 @@ export class Upgrader {
     }
     this.runningId = buildId;
     this.runningVersion = build.version;
+    await this.options.versions.remember(buildId, build.version);
     const removed = await pruneReleases(layout.root, this.options.keepReleases, previous ? [buildId, previous] : [buildId]).catch((error: unknown) => {
       log.warn({ reason: describeError(error) }, 'upgrade: old releases could not be removed');
       return [];
