@@ -59,7 +59,7 @@ export interface Config {
   terminateTimeout?: number;
   /** Milliseconds a new worker may take to become ready before the restart is abandoned. Default 30000. */
   readyTimeout?: number;
-  /** Smallest gap between two fetches, in milliseconds. Default 1000. */
+  /** Smallest gap between two fetches, in milliseconds, whatever intervals, watches or retries ask. Default 250. */
   minFetchInterval?: number;
   /** Runs on a fetched build before it is installed; throwing cancels the upgrade. */
   preUpgrade?: (tempPath: string) => unknown;
@@ -182,7 +182,7 @@ export function resolveConfig(config: Config): ResolvedConfig {
     restartSignal,
     terminateTimeout: milliseconds('terminateTimeout', config.terminateTimeout, 30_000),
     readyTimeout: milliseconds('readyTimeout', config.readyTimeout, 30_000),
-    minFetchInterval: milliseconds('minFetchInterval', config.minFetchInterval, 1_000, 0),
+    minFetchInterval: milliseconds('minFetchInterval', config.minFetchInterval, 250, 0),
     preUpgrade: config.preUpgrade,
     workers: resolveWorkers(config.workers),
     required: config.required ?? false,

@@ -140,7 +140,7 @@ export class Master {
       preUpgrade: this.config.preUpgrade,
       noRestartAfterFetch: this.config.noRestartAfterFetch,
       log: this.log,
-      restart: (reason) => this.restart(reason),
+      restart: (reason, build) => this.restart(reason, build),
       signal: this.shutdownController.signal,
     });
     this.upgrader = upgrader;
@@ -210,10 +210,10 @@ export class Master {
    * Starts a new generation, waits until all of it is ready, then drains the old one. A request
    * during a restart is coalesced into at most one more restart after it.
    */
-  restart(reason: string): Promise<RestartOutcome> {
+  restart(reason: string, build?: Build): Promise<RestartOutcome> {
     if (this.shuttingDown) return Promise.resolve({ ok: false, generation: undefined, reason: 'the master is shutting down' });
     if (this.restartRun === undefined) {
-      this.restartRun = this.performRestart(reason).finally(() => {
+      this.restartRun = this.performRestart(reason, build).finally(() => {
         this.restartRun = undefined;
       });
       return this.restartRun;
@@ -230,17 +230,18 @@ export class Master {
     return this.restartQueued;
   }
 
-  private async performRestart(reason: string): Promise<RestartOutcome> {
-    const outcome = await this.restartOnce(reason);
+  /** `build` is what the caller knows is installed (an upgrade just hashed it); else it is read from disk. */
+  private async performRestart(reason: string, known?: Build): Promise<RestartOutcome> {
+    const outcome = await this.restartOnce(reason, known);
     this.lastRestart = { ...outcome, at: new Date().toISOString(), reason };
     return outcome;
   }
 
-  private async restartOnce(reason: string): Promise<RestartOutcome> {
+  private async restartOnce(reason: string, known: Build | undefined): Promise<RestartOutcome> {
     const began = Date.now();
     let build: Build;
     try {
-      build = await this.readBuild();
+      build = known ?? (await this.readBuild());
     } catch (error) {
       const why = `cannot read the build at ${this.entry.binPath}: ${describeError(error)}`;
       this.log.error({ reason: why }, 'restart abandoned: old generation keeps serving');
