@@ -1,9 +1,11 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { formatStatus, humanizeDuration } from '../src/cli/status-table.js';
+import { resolveConfig } from '../src/config.js';
+import { askControlSocket } from '../src/master/control-client.js';
 import type { MasterStatus } from '../src/master/status.js';
 import { appSource, TestApp, type AppOptions } from './helpers/app.js';
 import { get } from './helpers/load.js';
@@ -373,3 +375,40 @@ describe('overseer keygen and sign', () => {
   });
 });
 
+
+describe('control socket protocol and options', () => {
+  it('answers each request line in order; unknown commands and bad JSON get an error answer', async () => {
+    const { app, socket } = appWithPidFile();
+    const { master } = await serving(app.path);
+    const answers = await new Promise<string[]>((resolve, reject) => {
+      const client = createConnection({ path: socket });
+      let received = '';
+      client.setEncoding('utf8');
+      client.on('connect', () => client.write('{"cmd":"nope"}\nnot json\n{"cmd":"status"}\n'));
+      client.on('data', (chunk: string) => {
+        received += chunk;
+        const got = lines(received);
+        if (got.length === 3 && received.endsWith('\n')) {
+          client.end();
+          resolve(got);
+        }
+      });
+      client.on('error', reject);
+    });
+    expect(JSON.parse(answers[0]!)).toEqual({ error: 'unknown command "nope": the commands are status, restart and upgrade' });
+    expect(JSON.parse(answers[1]!).error).toMatch(/not JSON/);
+    expect(JSON.parse(answers[2]!).pid).toBe(master.pid);
+    expect(await askControlSocket(socket, { cmd: 'status' }, 5_000)).toMatchObject({ pid: master.pid });
+  });
+
+  it('checks pidFile and controlSocket, and defaults the socket beside the pid file', () => {
+    const program = () => {};
+    expect(resolveConfig({ program })).toMatchObject({ pidFile: undefined, controlSocket: undefined });
+    expect(resolveConfig({ program, pidFile: '/run/app/master.pid' })).toMatchObject({ pidFile: '/run/app/master.pid', controlSocket: '/run/app/master.pid.sock' });
+    expect(resolveConfig({ program, controlSocket: 'ctl.sock' }).controlSocket).toBe(join(process.cwd(), 'ctl.sock'));
+    expect(() => resolveConfig({ program, pidFile: '' })).toThrow(/pidFile must be a file path/);
+    expect(() => resolveConfig({ program, pidFile: 3 as unknown as string })).toThrow(/pidFile must be a file path/);
+    expect(() => resolveConfig({ program, pidFile: '/run/x.pid', controlSocket: '/run/x.pid' })).toThrow(/must be different paths/);
+    expect(() => resolveConfig({ program, pidFile: `/run/${'d'.repeat(120)}/x.pid` })).toThrow(/past the 107 bytes a unix socket path may have/);
+  });
+});
