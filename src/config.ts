@@ -86,6 +86,8 @@ export interface Config {
   sanityTimeout?: number;
   /** Milliseconds a fetcher may take to say whether there is a new build (not the download). Default 60000. */
   fetchTimeout?: number;
+  /** App archives: releases kept in `releases/` besides the running and the previous one. Default 3. */
+  keepReleases?: number;
   /**
    * Where the master writes its pid (resolved against the working directory). Written atomically
    * once the master has checked that no other live master holds it, before any address is bound;
@@ -124,6 +126,7 @@ export interface ResolvedConfig {
   maxBuildSize: number;
   sanityTimeout: number;
   fetchTimeout: number;
+  keepReleases: number;
   /** Absolute path, or undefined for none. */
   pidFile: string | undefined;
   /** Absolute path, or undefined for no control socket. */
@@ -238,6 +241,7 @@ export function resolveConfig(config: Config): ResolvedConfig {
     maxBuildSize: positive('maxBuildSize', config.maxBuildSize, 512 * 1024 * 1024, 1, 'bytes'),
     sanityTimeout: milliseconds('sanityTimeout', config.sanityTimeout, 15_000),
     fetchTimeout: milliseconds('fetchTimeout', config.fetchTimeout, 60_000),
+    keepReleases: positive('keepReleases', config.keepReleases, 3, 0, 'releases'),
     ...resolveOperationFiles(config),
   };
 }

@@ -13,6 +13,9 @@ import { detectBuildKind } from './upgrade/build-kind.js';
 import { FetchScheduler } from './upgrade/scheduler.js';
 import type { BuildStatus } from './upgrade/status.js';
 import type { GenerationStatus, MasterStatus } from './status.js';
+import { currentRelease } from './upgrade/archive.js';
+import { releaseLayoutOf, type ReleaseLayout } from './upgrade/layout.js';
+import { loadPublicKey } from './upgrade/minisign.js';
 import { Upgrader } from './upgrade/upgrader.js';
 import { WorkerProcess } from './worker-process.js';
 import { startControlServer, type ControlServer } from './control.js';
@@ -49,6 +52,8 @@ export class Master {
   private removeSignalHandlers: (() => void) | undefined;
   private upgrader: Upgrader | undefined;
   private readonly startedAt = Date.now();
+  /** Set when the master was started through a release layout's `current` link (app archives). */
+  private readonly layout: ReleaseLayout | undefined;
   private lastRestart: (RestartOutcome & { at: string; reason: string }) | undefined;
   private scheduler: FetchScheduler | undefined;
   private readonly log: Logger;
@@ -63,6 +68,7 @@ export class Master {
     private readonly exit: (code: number) => void,
   ) {
     this.log = log.child({ role: 'master' });
+    this.layout = releaseLayoutOf(entry.binPath);
     this.workerLog = log.child({ role: 'worker' });
   }
 
@@ -112,13 +118,19 @@ export class Master {
 
   /** The installed build: its id, and whether it is a script for node or a program of its own. */
   private async readBuild(): Promise<Build> {
-    const [buildId, kind] = await Promise.all([hashFile(this.entry.binPath), detectBuildKind(this.entry.binPath)]);
+    // In a release layout the release is the build: its id is its directory's name (the archive's SHA-256).
+    const release = this.layout ? await currentRelease(this.layout.root) : undefined;
+    const [buildId, kind] = await Promise.all([release ?? hashFile(this.entry.binPath), detectBuildKind(this.entry.binPath)]);
     return { buildId, kind };
   }
 
   private async startFetching(runningId: string): Promise<void> {
     const fetcher = this.config.fetcher!;
+    const publicKey = this.config.publicKey === undefined ? undefined : await loadPublicKey(this.config.publicKey);
     const upgrader = new Upgrader({
+      publicKey,
+      layout: this.layout,
+      keepReleases: this.config.keepReleases,
       ...this.entry,
       runningId,
       maxBuildSize: this.config.maxBuildSize,
