@@ -188,7 +188,7 @@ describe('overseer status', () => {
     expect(text).not.toContain('ababababababa');
     expect(text).toMatch(/^12 +current +abababababab +4194302 +0 +ready +1d01h +3$/m);
     expect(text).toMatch(/^11 +draining/m);
-    expect(text).toContain('draining      generation 11 (1 workers)');
+    expect(text).toContain('draining      generation 11 (1 worker)');
     expect(text).toContain('ABANDONED generation 13, 1h00m ago');
     expect(text).toContain('version v1.2.3');
     expect(text).toContain('rolled back build abababababab (v1.2.4), 1h00m ago: not ready');

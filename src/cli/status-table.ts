@@ -33,6 +33,10 @@ function ago(at: string | undefined, now: number): string {
   return Number.isFinite(ms) ? `${humanizeDuration(Math.max(0, ms))} ago` : at;
 }
 
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 /** Cuts `text` to `width` columns, marking the cut. */
 export function fit(text: string, width: number): string {
   return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 3))}...`;
@@ -123,7 +127,7 @@ export function formatStatus(status: MasterStatus, options: { now?: number; widt
   for (const address of status.addresses) label('address', fitPath(address, width - 14));
   const draining = status.generations.filter((generation) => generation.state === 'draining');
   if (draining.length > 0) {
-    const list = draining.map((generation) => `${generation.number} (${generation.workers.length} workers)`).join(', ');
+    const list = draining.map((generation) => `${generation.number} (${plural(generation.workers.length, 'worker')})`).join(', ');
     label('draining', `generation ${list}`);
   }
   lines.push('');
