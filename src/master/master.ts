@@ -20,6 +20,8 @@ import { loadPublicKey } from './upgrade/minisign.js';
 import { Upgrader } from './upgrade/upgrader.js';
 import { InstalledVersions } from './upgrade/versions.js';
 import { WorkerProcess } from './worker-process.js';
+import { startControlServer, type ControlServer } from './control.js';
+import { claimPidFile, type PidFile } from './pid-file.js';
 
 /** How to start the entry script again as a worker. */
 export interface Entry {
@@ -100,8 +102,10 @@ export class Master {
     );
     process.once('exit', () => unlinkUnixSockets(this.listeners));
     assertMasterInternals();
+    await this.claimPidFile();
     this.listeners = await bindAll(this.config.addresses);
     for (const listener of this.listeners) this.log.info({ address: listener.address, fd: listener.fd }, 'bound');
+    await this.openControlSocket();
     const build = await this.readBuild();
     this.log.info(
       { addresses: this.addresses, workers: this.config.workers, buildId: build.buildId, kind: build.kind, binPath: this.entry.binPath },
@@ -401,6 +405,7 @@ export class Master {
     for (const timer of this.replacementTimers) clearTimeout(timer);
     await Promise.all(workers.map((worker) => worker.stop(this.config.terminateTimeout)));
     this.closeListeners();
+    await this.closeOperationFiles();
     this.removeSignalHandlers?.();
     this.log.info({ signal }, 'shutdown done');
     this.exit(0);
@@ -408,5 +413,26 @@ export class Master {
 
   private closeListeners(): void {
     for (const listener of this.listeners) listener.close();
+  }
+
+  // Operations: the pid file and the control socket `overseer status|restart|upgrade` use.
+  // A fast exit (second SIGINT, fatal start error) removes both through their 'exit' hooks.
+  private pidFile: PidFile | undefined;
+  private control: ControlServer | undefined;
+
+  /** Before binding: a second master on the same pid file must stop before it takes any socket. */
+  private async claimPidFile(): Promise<void> {
+    if (this.config.pidFile === undefined) return;
+    this.pidFile = await claimPidFile(this.config.pidFile, { controlSocket: this.config.controlSocket, log: this.log });
+  }
+
+  private async openControlSocket(): Promise<void> {
+    if (this.config.controlSocket === undefined || this.shuttingDown) return;
+    this.control = await startControlServer(this.config.controlSocket, this, this.log);
+  }
+
+  private async closeOperationFiles(): Promise<void> {
+    await this.control?.close();
+    this.pidFile?.release();
   }
 }
