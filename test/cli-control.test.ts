@@ -204,7 +204,8 @@ describe('overseer upgrade', () => {
     const options = (more: AppOptions): AppOptions => ({
       ...more,
       extraOptions: `pidFile: ${JSON.stringify(pidFile)},`,
-      fetcher: `new FileFetcher({ path: ${JSON.stringify(buildPath)}, interval: 3600000, settle: 100 })`,
+      // Polls hourly and does not watch: only `overseer upgrade` can find the build in time.
+      fetcher: `Object.assign(new FileFetcher({ path: ${JSON.stringify(buildPath)}, interval: 3600000, settle: 100 }), { watch: undefined })`,
     });
     app.update(options({}));
     const { master, port } = await serving(app.path);

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tar from 'tar';
 import { afterEach, describe, expect, it } from 'vitest';
 import { writeCraftedTar } from './helpers/archives.js';
@@ -25,11 +26,18 @@ function minisignKeys(dir: string, name: string) {
       execFileSync('minisign', ['-S', '-W', '-s', key, '-m', file], { stdio: 'ignore' });
       return `${file}.minisig`;
     },
+    /** Signs `file` with `overseer sign`, the same key; returns the signature's path. */
+    signWithOverseer(file: string): string {
+      execFileSync(process.execPath, [OVERSEER_BIN, 'sign', '-s', key, file], { stdio: 'ignore' });
+      return `${file}.minisig`;
+    },
   };
 }
 
+const OVERSEER_BIN = fileURLToPath(new URL('../bin/overseer.js', import.meta.url));
+
 describe('signed builds (publicKey)', () => {
-  it('installs only builds signed with the configured key; unsigned, wrongly signed and tampered builds never run', async () => {
+  it('installs only builds signed with the configured key (by minisign or overseer sign); unsigned, wrongly signed, tampered builds and altered trusted comments never run', async () => {
     const app = new TestApp();
     const keys = minisignKeys(app.dir, 'release');
     const stranger = minisignKeys(app.dir, 'stranger');
@@ -72,17 +80,31 @@ describe('signed builds (publicKey)', () => {
     const altered = await upgradeEnded(master, 3);
     expect(String(altered.reason)).toMatch(/signature check failed/);
 
+    const commented = build('commented.mjs', 'trusted comment altered');
+    const commentedSignature = keys.sign(commented);
+    writeFileSync(commentedSignature, readFileSync(commentedSignature, 'utf8').replace(/^trusted comment: .*$/m, 'trusted comment: approved by nobody'));
+    control.offer(commented, { signature: commentedSignature });
+    const comment = await upgradeEnded(master, 4);
+    expect(comment.msg).toBe('upgrade rejected: the running build keeps serving');
+    expect(String(comment.reason)).toMatch(/signature check failed: .*trusted comment/i);
+
     expect(master.find('upgrade: sanity check passed')).toHaveLength(0);
     expect(readFileSync(app.path, 'utf8')).toBe(installedBefore);
+    await load.flowing();
 
     const good = build('good.mjs', 'Hello signed build');
     control.offer(good, { signature: keys.sign(good) });
-    const done = await upgradeEnded(master, 4);
+    const done = await upgradeEnded(master, 5);
     expect(done.msg).toBe('upgrade done');
-    expect(master.find('upgrade: signature verified')).toHaveLength(1);
+    expect((await get({ port })).body).toBe('Hello signed build');
+
+    const byOverseer = build('by-overseer.mjs', 'Hello, signed by overseer sign');
+    control.offer(byOverseer, { signature: keys.signWithOverseer(byOverseer) });
+    expect((await upgradeEnded(master, 6)).msg).toBe('upgrade done');
+    expect(master.find('upgrade: signature verified')).toHaveLength(2);
     await load.flowing();
     expect((await load.stop()).errors).toEqual({});
-    expect((await get({ port })).body).toBe('Hello signed build');
+    expect((await get({ port })).body).toBe('Hello, signed by overseer sign');
   });
 
   it('refuses to start with a public key that is not one, saying so', async () => {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
 import { link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { ConfigError, describeError } from '../errors.js';
+import { PidFileError, describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { askControlSocket } from './control-client.js';
 
@@ -94,15 +94,15 @@ async function writeTemporary(path: string, contents: string): Promise<string> {
   return temporary;
 }
 
-function heldError(pidFile: string, holder: { pid: number; how: string }): ConfigError {
-  return new ConfigError(
+function heldError(pidFile: string, holder: { pid: number; how: string }): PidFileError {
+  return new PidFileError(
     `pid file ${pidFile} is held by a running overseer master, pid ${holder.pid} (${holder.how}): ` +
       `stop that master first (kill ${holder.pid}), or give this one another pidFile`,
   );
 }
 
 /**
- * Claims `pidFile` for this process. Refuses (a `ConfigError` naming the holder's pid and the fix)
+ * Claims `pidFile` for this process. Refuses (a `PidFileError` naming the holder's pid and the fix)
  * when another live master holds it; replaces a stale one with a warning. The file appears whole:
  * it is written beside its final name and hard-linked into place, which fails if another master
  * claimed it meanwhile; where links are not supported, renamed into place.
@@ -112,13 +112,13 @@ export async function claimPidFile(pidFile: string, options: { controlSocket: st
   try {
     await mkdir(dirname(pidFile), { recursive: true });
   } catch (error) {
-    throw new ConfigError(`cannot create the directory of pid file ${pidFile}: ${describeError(error)}: create it, or choose another pidFile`);
+    throw new PidFileError(`cannot create the directory of pid file ${pidFile}: ${describeError(error)}: create it, or choose another pidFile`);
   }
   let temporary: string;
   try {
     temporary = await writeTemporary(pidFile, `${process.pid}\n`);
   } catch (error) {
-    throw new ConfigError(`cannot write pid file ${pidFile}: ${describeError(error)}: make its directory writable for this user, or choose another pidFile`);
+    throw new PidFileError(`cannot write pid file ${pidFile}: ${describeError(error)}: make its directory writable for this user, or choose another pidFile`);
   }
   try {
     for (let attempt = 0; ; attempt++) {
@@ -138,7 +138,7 @@ export async function claimPidFile(pidFile: string, options: { controlSocket: st
       const holder = await inspectPidFile(pidFile, options.controlSocket);
       if (holder.state === 'live') throw heldError(pidFile, holder);
       if (holder.state === 'unreadable') {
-        throw new ConfigError(`cannot read pid file ${pidFile}: ${holder.reason}: fix its permissions, or choose another pidFile`);
+        throw new PidFileError(`cannot read pid file ${pidFile}: ${holder.reason}: fix its permissions, or choose another pidFile`);
       }
       if (holder.state === 'stale') {
         log.warn({ pidFile, stalePid: holder.pid || undefined, reason: holder.reason }, 'replacing a stale pid file');
@@ -146,7 +146,7 @@ export async function claimPidFile(pidFile: string, options: { controlSocket: st
         break;
       }
       // 'none': it vanished between link and read; try once more, then give up.
-      if (attempt > 3) throw new ConfigError(`pid file ${pidFile} keeps changing under this master: is another master starting with it?`);
+      if (attempt > 3) throw new PidFileError(`pid file ${pidFile} keeps changing under this master: is another master starting with it?`);
     }
   } finally {
     await rm(temporary, { force: true });
@@ -174,6 +174,6 @@ async function verifyOwnership(pidFile: string): Promise<void> {
   const text = await readFile(pidFile, 'utf8');
   if (parsePid(text) !== process.pid) {
     const other = parsePid(text);
-    throw new ConfigError(`pid file ${pidFile} was taken by pid ${other ?? '?'} while this master claimed it: stop one of the two masters`);
+    throw new PidFileError(`pid file ${pidFile} was taken by pid ${other ?? '?'} while this master claimed it: stop one of the two masters`);
   }
 }
