@@ -88,6 +88,10 @@ export interface Config {
   fetchTimeout?: number;
   /** App archives: releases kept in `releases/` besides the running and the previous one. Default 3. */
   keepReleases?: number;
+  /** App archives: most bytes an archive may unpack to. Default 2 GiB. */
+  maxReleaseSize?: number;
+  /** App archives: most entries an archive may hold. Default 200000. */
+  maxReleaseFiles?: number;
   /**
    * Where the master writes its pid (resolved against the working directory). Written atomically
    * once the master has checked that no other live master holds it, before any address is bound;
@@ -127,6 +131,8 @@ export interface ResolvedConfig {
   sanityTimeout: number;
   fetchTimeout: number;
   keepReleases: number;
+  maxReleaseSize: number;
+  maxReleaseFiles: number;
   /** Absolute path, or undefined for none. */
   pidFile: string | undefined;
   /** Absolute path, or undefined for no control socket. */
@@ -242,6 +248,8 @@ export function resolveConfig(config: Config): ResolvedConfig {
     sanityTimeout: milliseconds('sanityTimeout', config.sanityTimeout, 15_000),
     fetchTimeout: milliseconds('fetchTimeout', config.fetchTimeout, 60_000),
     keepReleases: positive('keepReleases', config.keepReleases, 3, 0, 'releases'),
+    maxReleaseSize: positive('maxReleaseSize', config.maxReleaseSize, 2 * 1024 ** 3, 1, 'bytes'),
+    maxReleaseFiles: positive('maxReleaseFiles', config.maxReleaseFiles, 200_000, 1, 'entries'),
     ...resolveOperationFiles(config),
   };
 }

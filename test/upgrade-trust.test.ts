@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tar from 'tar';
 import { afterEach, describe, expect, it } from 'vitest';
-import { writeCraftedTar } from './helpers/archives.js';
+import { writeCraftedTar, type CraftedEntry } from './helpers/archives.js';
 import { appSource, TestApp, type AppOptions } from './helpers/app.js';
 import { controlledFetcherSource, FetcherControl } from './helpers/controlled-fetcher.js';
 import { get, startLoad } from './helpers/load.js';
@@ -128,6 +128,7 @@ describe('app archives', () => {
       reply,
       top: controlledFetcherSource(controlPath),
       fetcher: 'globalThis.controlledFetcher',
+      extraOptions: 'maxReleaseSize: 1_000_000,',
       imports: "import { greeting } from 'greeting';",
       prelude: 'if (greeting() !== "hi") throw new Error("node_modules not found");',
     });
@@ -185,21 +186,30 @@ describe('app archives', () => {
     expect((await get({ port })).body).toBe('Hello release 2');
   });
 
-  it('refuses an archive with an entry that leaves the release, naming the entry, and keeps serving', async () => {
-    const layout = releaseLayout();
-    const master = startMaster(layout.entry);
-    const port = await master.port();
-    await master.waitForLog('worker ready');
-    const evil = join(layout.root, 'evil.tar');
-    writeCraftedTar(evil, [
-      { name: 'server.mjs', body: 'console.log(1)' },
-      { name: '../outside.txt', body: 'escaped' },
-    ]);
-    layout.offerFile(evil);
-    const rejected = await upgradeEnded(master);
-    expect(rejected.msg).toBe('upgrade rejected: the running build keeps serving');
-    expect(String(rejected.reason)).toContain('../outside.txt');
-    expect(readlinkSync(join(layout.root, 'current'))).toBe(join('releases', 'first'));
-    expect((await get({ port })).body).toBe('Hello release 1');
-  });
+  const hostile: Array<[string, CraftedEntry, string]> = [
+    ['a path that climbs out (..)', { name: '../outside.txt', body: 'escaped' }, '../outside.txt'],
+    ['an absolute path', { name: '/tmp/overseer-absolute.txt', body: 'escaped' }, '/tmp/overseer-absolute.txt'],
+    ['a symlink that points out of the release', { name: 'escape', type: '2', linkname: '../../..' }, 'escape'],
+    ['more bytes than maxReleaseSize', { name: 'huge.bin', body: Buffer.alloc(1_500_000) }, 'huge.bin'],
+  ];
+  for (const [what, entry, named] of hostile) {
+    it(`refuses an archive with ${what}, naming the entry, writing nothing outside, and keeps serving`, async () => {
+      const layout = releaseLayout();
+      const master = startMaster(layout.entry);
+      const port = await master.port();
+      await master.waitForLog('worker ready');
+      const evil = join(layout.root, 'evil.tar');
+      writeCraftedTar(evil, [{ name: 'server.mjs', body: 'console.log(1)' }, entry]);
+      layout.offerFile(evil);
+      const before = readdirSync(layout.root).sort();
+      const rejected = await upgradeEnded(master);
+      expect(rejected.msg).toBe('upgrade rejected: the running build keeps serving');
+      expect(String(rejected.reason)).toContain(named);
+      expect(readlinkSync(join(layout.root, 'current'))).toBe(join('releases', 'first'));
+      expect(readdirSync(join(layout.root, 'releases'))).toEqual(['first']);
+      expect(readdirSync(layout.root).sort()).toEqual(before);
+      expect(existsSync('/tmp/overseer-absolute.txt')).toBe(false);
+      expect((await get({ port })).body).toBe('Hello release 1');
+    });
+  }
 });

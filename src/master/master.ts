@@ -137,6 +137,7 @@ export class Master {
       publicKey,
       layout: this.layout,
       keepReleases: this.config.keepReleases,
+      releaseLimits: { maxBytes: this.config.maxReleaseSize, maxEntries: this.config.maxReleaseFiles },
       ...this.entry,
       runningId,
       maxBuildSize: this.config.maxBuildSize,

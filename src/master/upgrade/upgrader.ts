@@ -8,7 +8,7 @@ import { detectBuildKind } from './build-kind.js';
 import { download, gunzipFile, isGzip } from './download.js';
 import { install, restorePrevious } from './install.js';
 import { buildPaths, type BuildPaths } from './paths.js';
-import { activateRelease, currentRelease, detectArchive, extractRelease, pruneReleases } from './archive.js';
+import { activateRelease, currentRelease, detectArchive, extractRelease, pruneReleases, type ExtractLimits } from './archive.js';
 import type { ReleaseLayout } from './layout.js';
 import { verifyFile, type MinisignPublicKey } from './minisign.js';
 import { sanityCheck } from './sanity.js';
@@ -33,6 +33,8 @@ export interface UpgraderOptions {
   layout: ReleaseLayout | undefined;
   /** Releases kept in `releases/` besides the running and previous ones. */
   keepReleases: number;
+  /** What an archive may unpack to. */
+  releaseLimits: ExtractLimits;
   /** When set, every build must carry a valid minisign signature made with this key. */
   publicKey: MinisignPublicKey | undefined;
   log: Logger;
@@ -165,7 +167,7 @@ export class Upgrader {
     try {
       // A release left by an upgrade that was cut short (the master died mid-way) is extracted afresh.
       if (buildId !== previous) await rm(join(releasesDir, buildId), { recursive: true, force: true });
-      releaseDir = buildId === previous ? join(releasesDir, buildId) : await extractRelease(this.paths.download, releasesDir, buildId);
+      releaseDir = buildId === previous ? join(releasesDir, buildId) : await extractRelease(this.paths.download, releasesDir, buildId, this.options.releaseLimits);
     } catch (error) {
       throw new Rejection('rejected', describeError(error), buildId);
     }
