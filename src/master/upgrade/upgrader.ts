@@ -21,6 +21,8 @@ export interface UpgraderOptions {
   sanityTimeout: number;
   preUpgrade: ((tempPath: string) => unknown) | undefined;
   noRestartAfterFetch: boolean;
+  /** For builds that are not overseer programs (`overseer run -- <command>`): no run() answers a sanity check, so the readiness-gated restart is the check. */
+  skipSanityCheck?: boolean;
   log: Logger;
   /** The master's graceful restart onto the installed build. */
   restart(reason: string): Promise<RestartOutcome>;
@@ -86,12 +88,16 @@ export class Upgrader {
       const kind = await detectBuildKind(this.paths.next);
       // A program is started directly: it must be executable for its sanity check and from then on.
       if (kind === 'native') await chmod(this.paths.next, 0o755);
-      try {
-        await sanityCheck(this.paths.next, { ...this.options, kind, timeoutMs: this.options.sanityTimeout, signal: this.options.signal });
-      } catch (error) {
-        throw new Rejection('rejected', describeError(error), buildId);
+      if (this.options.skipSanityCheck) {
+        log.info({ buildId, kind }, 'upgrade: sanity check skipped (a plain command): the restart checks the build');
+      } else {
+        try {
+          await sanityCheck(this.paths.next, { ...this.options, kind, timeoutMs: this.options.sanityTimeout, signal: this.options.signal });
+        } catch (error) {
+          throw new Rejection('rejected', describeError(error), buildId);
+        }
+        log.info({ buildId, kind }, 'upgrade: sanity check passed');
       }
-      log.info({ buildId, kind }, 'upgrade: sanity check passed');
       await install(this.paths);
       log.info({ buildId, previous: this.paths.previous }, 'upgrade: build installed');
       if (this.options.noRestartAfterFetch) {
