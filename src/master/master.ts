@@ -102,7 +102,7 @@ export class Master {
     process.once('exit', () => unlinkUnixSockets(this.listeners));
     assertMasterInternals();
     const activated = adoptActivatedSockets(this.log, this.config.addresses);
-    if (activated) for (const listener of activated) this.log.info({ address: listener.address, fd: listener.fd, name: listener.name }, 'adopted socket from systemd');
+    if (activated) for (const listener of activated) this.log.info({ address: listener.address, fd: listener.fd, fdName: listener.name }, 'adopted socket from systemd');
     this.listeners = activated ?? (await bindAll(this.config.addresses));
     if (!activated) for (const listener of this.listeners) this.log.info({ address: listener.address, fd: listener.fd }, 'bound');
     const build = await this.readBuild();
@@ -336,7 +336,7 @@ export class Master {
       signal: worker.exitInfo?.signal,
     };
     if (worker.stopRequested) {
-      const clean = worker.exitInfo?.code === 0;
+      const clean = worker.exitInfo?.code === 0 || (worker.stopSignal !== undefined && worker.exitInfo?.signal === worker.stopSignal);
       if (clean) this.log.info(fields, 'worker exited');
       else this.log.warn({ ...fields, reason: worker.describeExit() }, 'worker exited');
       const index = this.draining.indexOf(generation);

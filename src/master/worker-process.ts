@@ -56,7 +56,8 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
   private readonly workerLog: Logger;
   private killTimer: NodeJS.Timeout | undefined;
   private readyDelayTimer: NodeJS.Timeout | undefined;
-  private readonly stopSignal: NodeJS.Signals | undefined;
+  /** The signal that stops this worker, when it knows no stop message: dying of it is a clean stop. */
+  readonly stopSignal: NodeJS.Signals | undefined;
 
   /** `log` is the master's logger; `workerLog` writes what the worker itself logs. */
   constructor(spec: WorkerSpec, log: Logger, workerLog: Logger) {
