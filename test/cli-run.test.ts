@@ -155,6 +155,30 @@ describe('overseer run -- <command> (a server that does not import overseer)', (
     expect(node.find('worker ready')[0]?.readyDelay).toBeUndefined();
   });
 
+  it('upgrades from --fetch-file onto the file the command runs, and rolls back a build whose workers never get ready', async () => {
+    const dir = makeTempDir();
+    const source = readFileSync(EXAMPLE, 'utf8');
+    const installed = join(dir, 'server.mjs');
+    const build = join(dir, 'build.mjs');
+    writeFile(installed, source);
+    const master = startCli(['run', '-a', '127.0.0.1:0', '--ready-timeout', '3000', '--fetch-file', build, '--', 'node', installed]);
+    const port = await serving(master);
+    expect(master.find('master started')[0]?.binPath).toBe(installed);
+
+    writeFile(build, source.replace("'Hello World'", "'Upgraded'"));
+    await master.waitForLog('upgrade done', { timeoutMs: 20_000 });
+    expect(master.find('upgrade: sanity check skipped')).toHaveLength(1);
+    expect((await get({ port })).body).toMatch(/^Upgraded from/);
+    expect(readFileSync(installed, 'utf8')).toContain("'Upgraded'");
+
+    // Loads, runs, never says ready: only the restart can tell, and it does.
+    writeFile(build, 'setInterval(() => {}, 1000);\n');
+    const rolledBack = await master.waitForLog('upgrade rolled back', { timeoutMs: 20_000 });
+    expect(String(rolledBack.reason)).toMatch(/not ready within readyTimeout/);
+    expect((await get({ port })).body).toMatch(/^Upgraded from/);
+    expect(readFileSync(installed, 'utf8')).toContain("'Upgraded'");
+  });
+
   it('prints lines for people with --pretty (no colours off a terminal), not JSON', async () => {
     const master = startCli(['run', '--pretty', '-a', '127.0.0.1:0', '--', 'node', EXAMPLE]);
     const line = await master.waitForOutput(/worker ready/);
