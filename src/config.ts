@@ -85,6 +85,8 @@ export interface Config {
   sanityTimeout?: number;
   /** Milliseconds a fetcher may take to say whether there is a new build (not the download). Default 60000. */
   fetchTimeout?: number;
+  /** App archives: releases kept in `releases/` besides the running and the previous one. Default 3. */
+  keepReleases?: number;
 }
 
 /** `Config` with every default applied and every value checked. */
@@ -108,6 +110,7 @@ export interface ResolvedConfig {
   maxBuildSize: number;
   sanityTimeout: number;
   fetchTimeout: number;
+  keepReleases: number;
 }
 
 const SIGNALS_NOT_FOR_RESTART = new Set(['SIGKILL', 'SIGSTOP', 'SIGTERM', 'SIGINT', 'SIGUSR1']);
@@ -192,5 +195,6 @@ export function resolveConfig(config: Config): ResolvedConfig {
     maxBuildSize: positive('maxBuildSize', config.maxBuildSize, 512 * 1024 * 1024, 1, 'bytes'),
     sanityTimeout: milliseconds('sanityTimeout', config.sanityTimeout, 15_000),
     fetchTimeout: milliseconds('fetchTimeout', config.fetchTimeout, 60_000),
+    keepReleases: positive('keepReleases', config.keepReleases, 3, 0, 'releases'),
   };
 }

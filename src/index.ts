@@ -6,6 +6,9 @@ export type { MasterStatus, GenerationStatus, WorkerStatus } from './master/stat
 export type { Fetcher, FetcherContext, FetchedBuild, BuildInfo } from './fetchers/fetcher.js';
 export { FileFetcher, type FileFetcherOptions } from './fetchers/file.js';
 export { HTTPFetcher, type HTTPFetcherOptions } from './fetchers/http.js';
+export { GitHubFetcher, type GitHubFetcherOptions, type GitHubAsset, type GitHubAssetRule, type GitHubRelease } from './fetchers/github.js';
+export { checksumFor, parseChecksums, type ChecksumEntry } from './fetchers/checksums.js';
+export { S3Fetcher, type S3FetcherOptions } from './fetchers/s3.js';
 export type { BuildStatus, SourceStatus, UpgradeRecord, UpgradeOutcome, CheckResult } from './master/upgrade/status.js';
 export {
   OverseerError,

@@ -20,6 +20,9 @@ export const ENV = {
   listenPid: 'LISTEN_PID',
 } as const;
 
+/** What `run()` prints in sanity-check mode, followed by the token the master chose. */
+export const SANITY_PREFIX = 'overseer-sanity-check:';
+
 /** systemd socket activation and overseer both hand listeners over from fd 3 up. */
 export const FIRST_LISTENER_FD = 3;
 

@@ -1,4 +1,5 @@
 import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { resolveConfig, type Config, type ResolvedConfig } from './config.js';
 import { ConfigError, NotSupervisedError, UnsupportedPlatformError, describeError } from './errors.js';
 import { createLogger } from './logger.js';
@@ -6,8 +7,8 @@ import { parseAddress } from './master/addresses.js';
 import type { RestartOutcome } from './master/generation.js';
 import type { Master } from './master/master.js';
 import { bufferMasterSignals } from './master/signals.js';
-import { ENV, isWorkerProcess } from './protocol.js';
-import { SANITY_PREFIX } from './master/upgrade/sanity.js';
+import { ENV, isWorkerProcess, SANITY_PREFIX } from './protocol.js';
+import { releaseLayoutOf } from './master/upgrade/layout.js';
 import { runWorker, setupFromEnvironment } from './worker/run-worker.js';
 
 let activeMaster: Master | undefined;
@@ -41,12 +42,18 @@ export function run(options: Config): Promise<void> {
   return runMaster(config);
 }
 
+/**
+ * The script this process was started with: the build workers are started from. Symlinks are
+ * resolved (an upgrade replaces the real file, not a link to it), except a release layout's
+ * `current` link, which an archive upgrade switches.
+ */
 function entryScript(): string {
   const script = process.argv[1];
   if (!script) {
     throw new ConfigError('run() must be called from a script file (node app.mjs): the master starts that file again as its workers');
   }
-  return realpathSync(script);
+  const absolute = resolve(script);
+  return releaseLayoutOf(absolute) ? absolute : realpathSync(script);
 }
 
 async function runMaster(config: ResolvedConfig): Promise<void> {

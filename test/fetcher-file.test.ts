@@ -343,3 +343,43 @@ describe('FileFetcher.watch', () => {
     );
   });
 });
+
+describe('FileFetcher checksumPath', () => {
+  it('sets sha256 from the checksum file, waits for it, and offers the build again when it changes', async () => {
+    const bytes = randomBytes(50_000);
+    const sumsPath = join(dir, 'SHA256SUMS');
+    writeFileSync(buildPath, bytes);
+    const fetcher = makeFetcher({ checksumPath: sumsPath });
+
+    expect(await fetcher.fetch(signal())).toBeUndefined();
+    expect(log.lines.filter((line) => line.msg === 'waiting for the checksum file')).toHaveLength(1);
+
+    const wrong = 'e'.repeat(64);
+    writeFileSync(sumsPath, `${wrong}  ./app.mjs\n${sha256(Buffer.from('x'))}  other.mjs\n`);
+    const first = await fetcher.fetch(signal());
+    expect(first?.sha256).toBe(wrong);
+    expect((await within(readAll(first!.stream), 5_000, 'the build read')).equals(bytes)).toBe(true);
+    expect(await fetcher.fetch(signal())).toBeUndefined();
+
+    // the build tool corrects the checksum: the same build is offered again, with it
+    writeFileSync(sumsPath, `${sha256(bytes)} *app.mjs\n`);
+    const again = await fetcher.fetch(signal());
+    expect(again?.sha256).toBe(sha256(bytes));
+    await within(readAll(again!.stream), 5_000, 'the build read again');
+    expect(await fetcher.fetch(signal())).toBeUndefined();
+  });
+
+  it('throws a FetchError when the checksum file does not list the build, or names a malformed line', async () => {
+    writeFileSync(buildPath, 'export default 1;\n');
+    const sumsPath = join(dir, 'app.mjs.sha256');
+    writeFileSync(sumsPath, `${'a'.repeat(64)}  other.mjs\n`);
+    const unlisted = await makeFetcher({ checksumPath: sumsPath }).fetch(signal()).catch((error: unknown) => error);
+    expect(unlisted).toBeInstanceOf(FetchError);
+    expect((unlisted as FetchError).message).toMatch(/checksum file .*app\.mjs\.sha256 does not list app\.mjs/);
+
+    writeFileSync(sumsPath, `${'a'.repeat(64)}  app.mjs\nrubbish\n`);
+    const malformed = await makeFetcher({ checksumPath: sumsPath }).fetch(signal()).catch((error: unknown) => error);
+    expect(malformed).toBeInstanceOf(FetchError);
+    expect((malformed as FetchError).message).toMatch(/line 2 is not a checksum line/);
+  });
+});

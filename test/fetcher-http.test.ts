@@ -646,3 +646,57 @@ describe('HTTPFetcher against python3 -m http.server', () => {
     expect((error as FetchError).message).toMatch(/HTTP 404/);
   });
 });
+
+describe('HTTPFetcher checksumUrl', () => {
+  it('sets sha256 from the checksum file on new builds only, and sends the headers to it within the origin', async () => {
+    const body = Buffer.from('export const checked = true;\n');
+    const sums = { text: `# release 7\n${sha256(body)}  app.mjs\n${'0'.repeat(64)}  other.mjs\n` };
+    const server = await startServer((req, res, self) => {
+      if (req.url === '/SHA256SUMS') return void res.writeHead(200, { 'content-type': 'text/plain' }).end(sums.text);
+      if (req.headers['if-none-match'] === '"c1"') return void res.writeHead(304, { etag: '"c1"' }).end();
+      self.write(res.writeHead(200, { 'content-length': body.length, etag: '"c1"' }), body);
+      res.end();
+    });
+    const fetcher = fetcherFor({ url: `${server.origin}/app.mjs`, checksumUrl: `${server.origin}/SHA256SUMS`, headers: { authorization: SECRET } });
+    const build = expectBuild(await fetcher.fetch(signal()));
+    expect(build.sha256).toBe(sha256(body));
+    expect((await hashStream(build.stream)).sha256).toBe(sha256(body));
+    expect(await fetcher.fetch(signal())).toBeUndefined();
+    expect(server.requests.map((request) => [request.url, request.headers.authorization])).toEqual([
+      ['/app.mjs', SECRET],
+      ['/SHA256SUMS', SECRET],
+      ['/app.mjs', SECRET],
+    ]);
+    expect(server.requests[1]?.headers['if-none-match']).toBeUndefined();
+
+    sums.text = `${sha256(body)}  another-build.mjs\n`;
+    const unlisted = await rejection(fetcherFor({ url: `${server.origin}/app.mjs`, checksumUrl: `${server.origin}/SHA256SUMS` }).fetch(signal()));
+    expect(unlisted).toBeInstanceOf(FetchError);
+    expect((unlisted as FetchError).message).toMatch(/checksum file .*\/SHA256SUMS does not list app\.mjs/);
+
+    sums.text = 'not a checksum\n';
+    const malformed = await rejection(fetcherFor({ url: `${server.origin}/app.mjs`, checksumUrl: `${server.origin}/SHA256SUMS` }).fetch(signal()));
+    expect((malformed as FetchError).message).toMatch(/SHA256SUMS line 1 is not a checksum line/);
+  });
+
+  it('takes a bare hash from another origin without sending it the headers, and fails on its 404', async () => {
+    const body = Buffer.from('mirrored sum');
+    const sums = await startServer((req, res) => {
+      if (req.url === '/app.mjs.sha256') return void res.writeHead(200).end(`${sha256(body)}\n`);
+      res.writeHead(404).end();
+    });
+    const server = await startServer((_req, res, self) => {
+      self.write(res.writeHead(200, { 'content-length': body.length }), body);
+      res.end();
+    });
+    const fetcher = fetcherFor({ url: `${server.origin}/app.mjs`, checksumUrl: `${sums.origin}/app.mjs.sha256`, headers: { authorization: SECRET } });
+    const build = expectBuild(await fetcher.fetch(signal()));
+    expect(build.sha256).toBe(sha256(body));
+    await hashStream(build.stream);
+    expect(server.requests[0]?.headers.authorization).toBe(SECRET);
+    expect(sums.requests[0]?.headers.authorization).toBeUndefined();
+
+    const missing = await rejection(fetcherFor({ url: `${server.origin}/app.mjs`, checksumUrl: `${sums.origin}/gone.sha256` }).fetch(signal()));
+    expect((missing as FetchError).message).toMatch(/^checksumUrl: fetch of .*\/gone\.sha256 answered HTTP 404/);
+  });
+});

@@ -3,15 +3,16 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { appSource, TestApp, type AppOptions } from './helpers/app.js';
 import { get, startLoad } from './helpers/load.js';
-import { cleanupAll, startMaster, type MasterProcess } from './helpers/processes.js';
+import { startWatching, upgradeEnded } from './helpers/upgrades.js';
+import { cleanupAll } from './helpers/processes.js';
 
 afterEach(cleanupAll);
 
 /** An app whose fetcher watches `build/app.mjs` in its own directory. */
-function fileFetchedApp(options: AppOptions = {}) {
+function fileFetchedApp(options: AppOptions = {}, settle = 100) {
   const app = new TestApp();
   const buildPath = join(app.dir, 'next-build.mjs');
-  const fetcher = `new FileFetcher({ path: ${JSON.stringify(buildPath)}, interval: 200, settle: 100 })`;
+  const fetcher = `new FileFetcher({ path: ${JSON.stringify(buildPath)}, interval: 200, settle: ${settle} })`;
   const withFetcher = (more: AppOptions): AppOptions => ({ readyTimeout: 3000, ...options, ...more, fetcher });
   app.update(withFetcher({}));
   return {
@@ -26,23 +27,12 @@ function fileFetchedApp(options: AppOptions = {}) {
   };
 }
 
-async function serving(app: TestApp) {
-  const master = startMaster(app.path);
-  const port = await master.port();
-  await master.waitForLog('worker ready');
-  await master.waitForLog('watching for new builds');
-  return { master, port };
-}
 
-/** Waits for the `count`-th upgrade that ended, and returns it. */
-function upgradeEnded(master: MasterProcess, count = 1) {
-  return master.waitForLog('upgrade ', { count, where: (line) => /^upgrade (done|skipped|rejected|rolled back)/.test(line.msg), timeoutMs: 20_000 });
-}
 
 describe('self-upgrade from a file', () => {
   it('installs a new build and serves it with no failed request under load, keeping the previous build beside it', async () => {
     const { app, publish } = fileFetchedApp();
-    const { master, port } = await serving(app);
+    const { master, port } = await startWatching(app);
     const installedBefore = readFileSync(app.path, 'utf8');
     const load = startLoad({ port }, { connections: 10, keepAlive: true });
     await load.flowing();
@@ -66,7 +56,7 @@ describe('self-upgrade from a file', () => {
 
   it('skips a build identical to the running one', async () => {
     const { app, buildPath } = fileFetchedApp();
-    const { master } = await serving(app);
+    const { master } = await startWatching(app);
     writeFileSync(buildPath, readFileSync(app.path));
     const skipped = await upgradeEnded(master);
     expect(skipped).toMatchObject({ msg: 'upgrade skipped', reason: 'this build is already running' });
@@ -83,7 +73,7 @@ describe('self-upgrade from a file', () => {
   for (const [what, build, reason, verdict] of badBuilds) {
     it(`keeps serving the running build when the new one has ${what}, and a later good build still installs`, async () => {
       const { app, publish } = fileFetchedApp();
-      const { master, port } = await serving(app);
+      const { master, port } = await startWatching(app);
       const installedBefore = readFileSync(app.path, 'utf8');
       const load = startLoad({ port }, { connections: 8, keepAlive: true });
       await load.flowing();
@@ -107,9 +97,11 @@ describe('self-upgrade from a file', () => {
   }
 
   it('never takes a file that is still being written', async () => {
-    const { app, buildPath } = fileFetchedApp();
-    const { master, port } = await serving(app);
-    const source = appSource({ reply: 'Hello slow writer', readyTimeout: 3000, fetcher: `new FileFetcher({ path: ${JSON.stringify(buildPath)}, interval: 200, settle: 100 })` });
+    // The writer pauses 50 ms between pieces; settle is ten times that, so a loaded machine that
+    // stretches a pause does not make the file look finished.
+    const { app, buildPath } = fileFetchedApp({}, 500);
+    const { master, port } = await startWatching(app);
+    const source = appSource({ reply: 'Hello slow writer', readyTimeout: 3000, fetcher: `new FileFetcher({ path: ${JSON.stringify(buildPath)}, interval: 200, settle: 500 })` });
     // A writer that appends the build in pieces over about a second, in place.
     writeFileSync(buildPath, '');
     const pieces = 20;

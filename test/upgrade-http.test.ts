@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { appSource, TestApp, type AppOptions } from './helpers/app.js';
 import { get, startLoad } from './helpers/load.js';
-import { cleanupAll, makeTempDir, startMaster, type MasterProcess } from './helpers/processes.js';
+import { startWatching, upgradeEnded } from './helpers/upgrades.js';
+import { cleanupAll, makeTempDir } from './helpers/processes.js';
 
 type Mode = 'serve' | 'truncate' | 'fail' | 'hang';
 
@@ -75,17 +76,7 @@ function fetchedApp(url: string, options: AppOptions = {}) {
   return { app, source };
 }
 
-async function serving(app: TestApp) {
-  const master = startMaster(app.path);
-  const port = await master.port();
-  await master.waitForLog('worker ready');
-  await master.waitForLog('watching for new builds');
-  return { master, port };
-}
 
-function upgradeEnded(master: MasterProcess, count = 1) {
-  return master.waitForLog('upgrade ', { count, where: (line) => /^upgrade (done|skipped|rejected|rolled back)/.test(line.msg), timeoutMs: 20_000 });
-}
 
 async function freePort(): Promise<number> {
   const probe = net.createServer();
@@ -102,7 +93,7 @@ describe('self-upgrade over HTTP', () => {
     const url = `http://127.0.0.1:${await server.listen()}/app.mjs`;
     const { app, source } = fetchedApp(url);
     server.build = Buffer.from(readFileSync(app.path));
-    const { master, port } = await serving(app);
+    const { master, port } = await startWatching(app);
     // The first poll downloads the running build and skips it.
     expect((await upgradeEnded(master)).msg).toBe('upgrade skipped');
     const load = startLoad({ port }, { connections: 10, keepAlive: false });
@@ -136,7 +127,7 @@ describe('self-upgrade over HTTP', () => {
     const buildPath = join(dir, 'app.mjs');
     writeFileSync(buildPath, readFileSync(app.path));
     utimesSync(buildPath, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
-    const { master, port: appPort } = await serving(app);
+    const { master, port: appPort } = await startWatching(app);
     expect((await upgradeEnded(master)).msg).toBe('upgrade skipped');
 
     writeFileSync(buildPath, source({ reply: 'Hello from python' }));
@@ -152,7 +143,7 @@ describe('self-upgrade over HTTP', () => {
     const url = `http://127.0.0.1:${await server.listen()}/app.mjs`;
     const { app, source } = fetchedApp(url);
     server.build = Buffer.from(readFileSync(app.path));
-    const { master, port } = await serving(app);
+    const { master, port } = await startWatching(app);
     await upgradeEnded(master);
     const installedBefore = readFileSync(app.path, 'utf8');
     const load = startLoad({ port }, { connections: 8 });
@@ -180,7 +171,7 @@ describe('self-upgrade over HTTP', () => {
       const url = `http://127.0.0.1:${await server.listen()}/app.mjs`;
       const { app, source } = fetchedApp(url);
       server.build = Buffer.from(readFileSync(app.path));
-      const { master, port } = await serving(app);
+      const { master, port } = await startWatching(app);
       await upgradeEnded(master);
       const load = startLoad({ port }, { connections: 8 });
       await load.flowing();

@@ -1,46 +1,23 @@
-import { createHash } from 'node:crypto';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { appSource, TestApp, type AppOptions } from './helpers/app.js';
+import { controlledFetcherSource, FetcherControl } from './helpers/controlled-fetcher.js';
 import { get, startLoad } from './helpers/load.js';
-import { cleanupAll, startMaster, type MasterProcess } from './helpers/processes.js';
+import { startWatching, upgradeEnded } from './helpers/upgrades.js';
+import { cleanupAll } from './helpers/processes.js';
 
 afterEach(cleanupAll);
-
-/**
- * A fetcher a user could write in twenty lines, steered by a control file: each time the control
- * file's `n` changes it answers as `mode` says (`build`: hand over the file `build` with `sha256`;
- * `fail`: throw; `hang`: never answer).
- */
-const CONTROLLED_FETCHER = (controlPath: string) => `
-import { createReadStream, readFileSync } from 'node:fs';
-import { FetchError } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
-class ControlledFetcher {
-  source = 'test:controlled';
-  interval = 100;
-  seen = 0;
-  async fetch(signal) {
-    let control;
-    try { control = JSON.parse(readFileSync(${JSON.stringify(controlPath)}, 'utf8')); } catch { return undefined; }
-    if (control.n === this.seen) return undefined;
-    if (control.mode === 'fail') throw new FetchError(this.source, 'the source answered 500 Internal Server Error');
-    if (control.mode === 'hang') return new Promise(() => {});
-    this.seen = control.n;
-    return { stream: createReadStream(control.build), sha256: control.sha256, version: 'v' + control.n };
-  }
-}
-globalThis.controlledFetcher = new ControlledFetcher();
-`;
 
 function controlledApp(options: AppOptions = {}) {
   const app = new TestApp();
   const controlPath = join(app.dir, 'control.json');
+  const control = new FetcherControl(controlPath);
   const withFetcher = (more: AppOptions): AppOptions => ({
     readyTimeout: 3000,
     ...options,
     ...more,
-    top: CONTROLLED_FETCHER(controlPath),
+    top: controlledFetcherSource(controlPath),
     fetcher: 'globalThis.controlledFetcher',
     extraOptions: `fetchTimeout: 500, ${options.extraOptions ?? ''}`,
   });
@@ -52,35 +29,20 @@ function controlledApp(options: AppOptions = {}) {
     offer(build: AppOptions | string, sha256?: string) {
       n += 1;
       const buildPath = join(app.dir, `build-${n}.mjs`);
-      const content = typeof build === 'string' ? build : appSource(withFetcher(build));
-      writeFileSync(buildPath, content);
-      const hash = sha256 ?? createHash('sha256').update(content).digest('hex');
-      writeFileSync(controlPath, JSON.stringify({ n, mode: 'build', build: buildPath, sha256: hash }));
+      writeFileSync(buildPath, typeof build === 'string' ? build : appSource(withFetcher(build)));
+      control.offer(buildPath, { sha256 });
       return buildPath;
     },
-    misbehave(mode: 'fail' | 'hang') {
-      n += 1;
-      writeFileSync(controlPath, JSON.stringify({ n, mode }));
-    },
+    misbehave: (mode: 'fail' | 'hang') => control.misbehave(mode),
   };
 }
 
-async function serving(app: TestApp) {
-  const master = startMaster(app.path);
-  const port = await master.port();
-  await master.waitForLog('worker ready');
-  await master.waitForLog('watching for new builds');
-  return { master, port };
-}
 
-function upgradeEnded(master: MasterProcess, count = 1) {
-  return master.waitForLog('upgrade ', { count, where: (line) => /^upgrade (done|skipped|rejected|rolled back)/.test(line.msg), timeoutMs: 20_000 });
-}
 
 describe('upgrade pipeline with a hand-written fetcher', () => {
   it('rejects a build whose SHA-256 is not the one its source published, before running it', async () => {
     const { app, offer } = controlledApp();
-    const { master, port } = await serving(app);
+    const { master, port } = await startWatching(app);
     const installedBefore = readFileSync(app.path, 'utf8');
     const load = startLoad({ port }, { connections: 8 });
     await load.flowing();
@@ -102,7 +64,7 @@ describe('upgrade pipeline with a hand-written fetcher', () => {
   for (const mode of ['fail', 'hang'] as const) {
     it(`logs a source that ${mode === 'fail' ? 'answers with an error' : 'hangs'} at warn, retries with backoff, keeps serving, and installs once it recovers`, async () => {
       const { app, offer, misbehave } = controlledApp();
-      const { master, port } = await serving(app);
+      const { master, port } = await startWatching(app);
       const load = startLoad({ port }, { connections: 8 });
       await load.flowing();
 
@@ -126,9 +88,24 @@ describe('upgrade pipeline with a hand-written fetcher', () => {
     });
   }
 
+  it("remembers the installed build's version across a restart of the master, and tells the fetcher", async () => {
+    const { app, offer } = controlledApp();
+    const first = await startWatching(app);
+    expect(first.master.find('watching for new builds')[0]?.runningVersion).toBeUndefined();
+    offer({ reply: 'Hello v1' });
+    const done = await upgradeEnded(first.master);
+    expect(done).toMatchObject({ msg: 'upgrade done', version: 'v1' });
+    first.master.signal('SIGTERM');
+    await first.master.waitForExit();
+
+    const second = await startWatching(app);
+    expect(second.master.find('watching for new builds')[0]?.runningVersion).toBe('v1');
+    expect((await get({ port: second.port })).body).toBe('Hello v1');
+  });
+
   it('runs a native build (a program of its own, told apart by content) directly', async () => {
     const { app, offer } = controlledApp();
-    const { master, port } = await serving(app);
+    const { master, port } = await startWatching(app);
     // A program that is not a node script: a shell script that starts an overseer program.
     const inner = join(app.dir, 'inner.mjs');
     writeFileSync(inner, appSource({ reply: 'Hello from a native build', readyTimeout: 3000 }));

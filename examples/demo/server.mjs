@@ -1,30 +1,20 @@
-// The demo behind `npm start`: a node:http server under an overseer master.
-// Edit the GREETING below, then run `kill -USR2 <master pid>`: new requests get the new text,
-// requests already in flight finish on the old code, and the master's pid stays the same.
+// The demo behind `npm start`: a node:http server under an overseer master that upgrades itself
+// from a build dropped into examples/demo/incoming/ (`npm run demo:publish` makes one).
+// `kill -USR2 <master pid>` restarts onto the installed build; Ctrl-C drains and stops.
 import http from 'node:http';
 import { pino } from 'pino';
 import pretty from 'pino-pretty';
-import { run } from 'overseer';
+import { FileFetcher, run } from 'overseer';
 
 const GREETING = 'Hello World';
 const port = Number(process.env.PORT ?? 3000);
-
-// Code above run() runs in the master and in every worker; OVERSEER_WORKER tells them apart.
-if (process.env.OVERSEER_WORKER !== '1') {
-  process.stdout.write(
-    `\nDemo on http://localhost:${port}, master pid ${process.pid}\n` +
-      `  curl localhost:${port}                 # which worker and build answers\n` +
-      `  curl 'localhost:${port}/?delay=5000'   # a slow request: start it, then restart\n` +
-      `  edit GREETING in examples/demo/server.mjs, then:\n` +
-      `  kill -USR2 ${process.pid}                  # zero-downtime restart onto the code on disk\n` +
-      `  Ctrl-C                                   # drain and stop\n\n`,
-  );
-}
 
 run({
   address: `:${port}`,
   workers: 2,
   terminateTimeout: 15_000,
+  // New builds appear here; each is checked, installed over this file and restarted onto.
+  fetcher: new FileFetcher({ path: new URL('../incoming/server.mjs', import.meta.url).pathname }),
   // Any pino logger fits; overseer's default is JSON lines on stderr.
   logger: pino(pretty({ sync: true, destination: 2, ignore: 'hostname,name,buildId', translateTime: 'HH:MM:ss.l', singleLine: true })),
   program: async (state) => {

@@ -2,7 +2,8 @@
  * `overseer run`: supervise a server that does not import overseer (`overseer run [options] --
  * <command...>`), or a script that calls run() itself (`overseer run app.mjs`).
  */
-import { realpathSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { resolveConfig } from '../config.js';
@@ -107,22 +108,11 @@ async function makeFetcher(options: RunOptions): Promise<Fetcher | undefined> {
 }
 
 async function makeGitHubFetcher(spec: string): Promise<Fetcher> {
-  const match = /^([\w.-]+)\/([\w.-]+)$/.exec(spec);
+  const match = /^([^/\s]+)\/([^/\s]+)$/.exec(spec);
   if (!match) throw new UsageError(`--fetch-github ${JSON.stringify(spec)} is not owner/repo: write it as --fetch-github octocat/hello-world`);
-  // Written separately; a build without it says so instead of failing at the first poll.
-  const modulePath = '../fetchers/github.js';
-  let module: { GitHubFetcher?: new (options: { owner: string; repo: string }) => Fetcher };
-  try {
-    module = (await import(modulePath)) as typeof module;
-  } catch {
-    module = {};
-  }
-  if (typeof module.GitHubFetcher !== 'function') {
-    throw new UsageError(
-      '--fetch-github is not available in this build of overseer: use --fetch-url with the URL of the release asset, or upgrade overseer',
-    );
-  }
-  return new module.GitHubFetcher({ owner: match[1]!, repo: match[2]! });
+  const { GitHubFetcher } = await import('../fetchers/github.js');
+  // The token, when needed, comes from GITHUB_TOKEN: never from the command line, where ps shows it.
+  return new GitHubFetcher({ owner: match[1]!, repo: match[2]! });
 }
 
 async function readPublicKey(keyOrPath: string): Promise<string> {
@@ -188,7 +178,8 @@ async function runCommandMode(argv: readonly string[], options: RunOptions): Pro
 /** The file upgrades replace and the build id is taken from: it must exist (a script the command reads need not be executable). */
 function resolveBin(path: string): string {
   try {
-    if (statSync(path).isFile()) return realpathSync(path);
+    // Not realpath: a path through a release layout's current link must keep the link.
+    if (statSync(path).isFile()) return resolve(path);
   } catch {
     // reported below
   }
@@ -215,7 +206,7 @@ export function addRunCommand(program: Command): void {
     .option('--bin <path>', 'the file a fetched build replaces (default: the first argument naming an existing file)')
     .option('--fetch-file <path>', 'upgrade from a build file on this machine when it changes')
     .option('--fetch-url <url>', 'upgrade from a build published at an HTTP(S) URL')
-    .option('--fetch-github <owner/repo>', "upgrade from a GitHub repository's latest release")
+    .option('--fetch-github <owner/repo>', "upgrade from a GitHub repository's latest release (token from GITHUB_TOKEN)")
     .option('--public-key <key|path>', 'minisign public key (its RW... line, or a .pub file) every fetched build must be signed with')
     .option('--pretty', 'coloured log lines for people (default when stderr is a terminal)')
     .option('--no-pretty', 'JSON log lines even on a terminal')

@@ -1,10 +1,11 @@
 import { watch as watchFileSystem, type FSWatcher, type Stats } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { Readable, addAbortSignal } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError, FetchError, describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import { checksumFor } from './checksums.js';
 import type { FetchedBuild, Fetcher, FetcherContext } from './fetcher.js';
 
 /** Options of {@link FileFetcher}. */
@@ -15,11 +16,19 @@ export interface FileFetcherOptions {
   interval?: number;
   /** Milliseconds the file must stay unchanged (size, modification time) before it is taken. Default 300. */
   settle?: number;
+  /**
+   * A checksum file the build tool writes beside the build (`sha256sum` output, or one bare hash):
+   * the SHA-256 it lists for the build's file name becomes the build's `sha256`, which the upgrade
+   * checks. A build is not taken until this file exists; a new checksum file offers the build again.
+   */
+  checksumPath?: string;
 }
 
 const DEFAULT_INTERVAL = 1000;
 const DEFAULT_SETTLE = 300;
 const READ_CHUNK = 64 * 1024;
+/** A checksum file bigger than this is not one. */
+const CHECKSUM_FILE_LIMIT = 1024 * 1024;
 
 /** What tells one version of the file from another without reading it. */
 interface FileIdentity {
@@ -53,10 +62,10 @@ const FIXES: Record<string, string> = {
 };
 const DEFAULT_FIX = 'check that the path option names a readable regular file on a working filesystem';
 
-function readError(source: string, path: string, error: unknown): FetchError {
+function readError(source: string, path: string, error: unknown, what = 'build file'): FetchError {
   const code = errorCode(error) ?? describeError(error);
   const fix = FIXES[code] ?? DEFAULT_FIX;
-  return new FetchError(source, `cannot read the build file ${path} (${code}): ${fix}`, { cause: error });
+  return new FetchError(source, `cannot read the ${what} ${path} (${code}): ${fix}`, { cause: error });
 }
 
 function positiveMilliseconds(name: string, value: unknown, fallback: number): number {
@@ -94,10 +103,16 @@ export class FileFetcher implements Fetcher {
   readonly path: string;
   /** Milliseconds the file must stay unchanged before it is taken. */
   readonly settle: number;
+  /** Absolute path of the checksum file, when there is one. */
+  readonly checksumPath: string | undefined;
 
   private log: Logger = silentLogger;
   /** The file as it was when its last handed-over stream ended cleanly. */
   private taken: FileIdentity | undefined;
+  /** The checksum file as it was when that stream ended. */
+  private takenChecksum: FileIdentity | undefined;
+  /** Whether "waiting for the checksum file" was logged since it was last seen. */
+  private checksumWaitLogged = false;
   /** Whether "waiting for a build" was logged since the file was last seen. */
   private waitingLogged = false;
 
@@ -115,6 +130,10 @@ export class FileFetcher implements Fetcher {
     this.source = `file:${this.path}`;
     this.interval = positiveMilliseconds('interval', options.interval, DEFAULT_INTERVAL);
     this.settle = positiveMilliseconds('settle', options.settle, DEFAULT_SETTLE);
+    if (options.checksumPath !== undefined && (typeof options.checksumPath !== 'string' || options.checksumPath.trim() === '')) {
+      throw new ConfigError(`FileFetcher checksumPath must be a non-empty string, got ${JSON.stringify(options.checksumPath)}: pass the checksum file your build tool writes, or leave it out`);
+    }
+    this.checksumPath = options.checksumPath === undefined ? undefined : resolve(options.checksumPath);
   }
 
   /** Keeps the master's logger. */
@@ -128,12 +147,18 @@ export class FileFetcher implements Fetcher {
     const before = await this.statBuild();
     if (!before) return undefined;
     const identity = identityOf(before);
-    if (this.taken && sameIdentity(identity, this.taken)) return undefined;
+    const checksumBefore = await this.statChecksum();
+    if (checksumBefore === null) return undefined;
+    const checksumUnchanged = !checksumBefore || (this.takenChecksum !== undefined && sameIdentity(checksumBefore, this.takenChecksum));
+    if (this.taken && sameIdentity(identity, this.taken) && checksumUnchanged) return undefined;
 
     await sleep(this.settle, undefined, { signal });
     const settled = await this.statBuild();
     if (!settled) return undefined;
     if (!sameIdentity(identityOf(settled), identity)) return this.stillBeingWritten();
+    const checksum = await this.readChecksum();
+    if (checksum === null) return undefined;
+    if (checksumBefore && !(checksum && sameIdentity(checksum.identity, checksumBefore))) return this.stillBeingWritten();
 
     const handle = await this.openBuild();
     if (!handle) return undefined;
@@ -155,9 +180,16 @@ export class FileFetcher implements Fetcher {
     const stream = new SettledFileStream(handle, identity, this.path, this.source);
     stream.once('end', () => {
       this.taken = identity;
+      this.takenChecksum = checksum?.identity;
     });
     addAbortSignal(signal, stream);
-    return { stream, size: opened.size, version: opened.mtime.toISOString(), name: basename(this.path) };
+    return {
+      stream,
+      size: opened.size,
+      version: opened.mtime.toISOString(),
+      name: basename(this.path),
+      ...(checksum ? { sha256: checksum.sha256 } : {}),
+    };
   }
 
   /**
@@ -167,11 +199,12 @@ export class FileFetcher implements Fetcher {
    */
   watch(onChange: () => void): () => void {
     const directory = dirname(this.path);
-    const name = basename(this.path);
+    const names = new Set([basename(this.path)]);
+    if (this.checksumPath !== undefined && dirname(this.checksumPath) === directory) names.add(basename(this.checksumPath));
     let watcher: FSWatcher;
     try {
       watcher = watchFileSystem(directory, { persistent: false }, (_event, filename) => {
-        if (filename !== null && filename !== name) return;
+        if (filename !== null && !names.has(filename)) return;
         try {
           onChange();
         } catch (error) {
@@ -214,6 +247,57 @@ export class FileFetcher implements Fetcher {
       );
     }
     return stats;
+  }
+
+  /** The checksum file's identity; undefined without a checksumPath, null while it does not exist. */
+  private async statChecksum(): Promise<FileIdentity | undefined | null> {
+    if (this.checksumPath === undefined) return undefined;
+    let stats: Stats;
+    try {
+      stats = await stat(this.checksumPath);
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return this.noChecksumYet();
+      throw readError(this.source, this.checksumPath, error, 'checksum file');
+    }
+    this.checksumWaitLogged = false;
+    if (!stats.isFile()) throw new FetchError(this.source, `the checksum path ${this.checksumPath} is not a regular file: point checksumPath at the file your build tool writes`);
+    if (stats.size > CHECKSUM_FILE_LIMIT) {
+      throw new FetchError(this.source, `the checksum file ${this.checksumPath} is ${stats.size} bytes, more than a checksum file has (${CHECKSUM_FILE_LIMIT}): check checksumPath`);
+    }
+    return identityOf(stats);
+  }
+
+  /** The SHA-256 the checksum file gives for the build, and the file's identity as read; same undefined/null as statChecksum. */
+  private async readChecksum(): Promise<{ sha256: string; identity: FileIdentity } | undefined | null> {
+    const identity = await this.statChecksum();
+    if (identity === null) return null;
+    if (identity === undefined || this.checksumPath === undefined) return undefined;
+    let text: string;
+    try {
+      text = await readFile(this.checksumPath, 'utf8');
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return this.noChecksumYet();
+      throw readError(this.source, this.checksumPath, error, 'checksum file');
+    }
+    const name = basename(this.path);
+    let sha256: string | undefined;
+    try {
+      sha256 = checksumFor(text, name, this.checksumPath);
+    } catch (error) {
+      throw new FetchError(this.source, `cannot use the checksum file: ${describeError(error)}`, { cause: error });
+    }
+    if (sha256 === undefined) {
+      throw new FetchError(this.source, `the checksum file ${this.checksumPath} does not list ${name}: have the build tool write the build's SHA-256 there (sha256sum ${name})`);
+    }
+    return { sha256, identity };
+  }
+
+  private noChecksumYet(): null {
+    if (!this.checksumWaitLogged) {
+      this.checksumWaitLogged = true;
+      this.log.info({ source: this.source, checksumPath: this.checksumPath }, 'waiting for the checksum file');
+    }
+    return null;
   }
 
   private async openBuild(): Promise<FileHandle | undefined> {

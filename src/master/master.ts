@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { ResolvedConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -16,7 +17,11 @@ import { detectBuildKind } from './upgrade/build-kind.js';
 import { FetchScheduler } from './upgrade/scheduler.js';
 import type { BuildStatus } from './upgrade/status.js';
 import type { GenerationStatus, MasterStatus } from './status.js';
+import { currentRelease } from './upgrade/archive.js';
+import { releaseLayoutOf, type ReleaseLayout } from './upgrade/layout.js';
+import { loadPublicKey } from './upgrade/minisign.js';
 import { Upgrader } from './upgrade/upgrader.js';
+import { InstalledVersions } from './upgrade/versions.js';
 import { WorkerProcess } from './worker-process.js';
 
 /** How to start the entry script again as a worker. */
@@ -52,6 +57,8 @@ export class Master {
   private removeSignalHandlers: (() => void) | undefined;
   private upgrader: Upgrader | undefined;
   private readonly startedAt = Date.now();
+  /** Set when the master was started through a release layout's `current` link (app archives). */
+  private readonly layout: ReleaseLayout | undefined;
   private lastRestart: (RestartOutcome & { at: string; reason: string }) | undefined;
   private scheduler: FetchScheduler | undefined;
   private readonly log: Logger;
@@ -69,6 +76,7 @@ export class Master {
     private readonly exit: (code: number) => void,
   ) {
     this.log = log.child({ role: 'master' });
+    this.layout = releaseLayoutOf(entry.binPath);
     this.workerLog = log.child({ role: 'worker' });
     this.systemd = SystemdNotifier.fromEnvironment(this.log);
   }
@@ -119,13 +127,23 @@ export class Master {
 
   /** The installed build: its id, and whether it is a script for node or a program of its own. */
   private async readBuild(): Promise<Build> {
-    const [buildId, kind] = await Promise.all([hashFile(this.entry.binPath), detectBuildKind(this.entry.binPath)]);
+    // In a release layout the release is the build: its id is its directory's name (the archive's SHA-256).
+    const release = this.layout ? await currentRelease(this.layout.root) : undefined;
+    const [buildId, kind] = await Promise.all([release ?? hashFile(this.entry.binPath), detectBuildKind(this.entry.binPath)]);
     return { buildId, kind };
   }
 
   private async startFetching(runningId: string): Promise<void> {
     const fetcher = this.config.fetcher!;
+    const publicKey = this.config.publicKey === undefined ? undefined : await loadPublicKey(this.config.publicKey);
+    const versions = new InstalledVersions(this.layout ? join(this.layout.root, 'current') : this.entry.binPath);
+    const runningVersion = await versions.versionOf(runningId);
     const upgrader = new Upgrader({
+      versions,
+      runningVersion,
+      publicKey,
+      layout: this.layout,
+      keepReleases: this.config.keepReleases,
       ...this.entry,
       runningId,
       maxBuildSize: this.config.maxBuildSize,
@@ -148,9 +166,9 @@ export class Master {
         this.log.info({ source: status.source, result: status.lastResult, reason: status.lastError, consecutiveFailures: status.consecutiveFailures }, 'source status'),
     });
     this.scheduler = scheduler;
-    await fetcher.init?.({ runningId, runningVersion: undefined, binPath: this.entry.binPath, log: this.log.child({ source: scheduler.source }) });
+    await fetcher.init?.({ runningId, runningVersion, binPath: this.entry.binPath, log: this.log.child({ source: scheduler.source }) });
     if (this.shuttingDown) return;
-    this.log.info({ source: scheduler.source, minFetchInterval: this.config.minFetchInterval }, 'watching for new builds');
+    this.log.info({ source: scheduler.source, runningVersion, minFetchInterval: this.config.minFetchInterval }, 'watching for new builds');
     scheduler.start();
   }
 

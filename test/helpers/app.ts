@@ -29,7 +29,7 @@ export interface AppOptions {
   imports?: string;
   /** Code placed before everything else in the module (runs in the master, workers and sanity checks). */
   top?: string;
-  /** An expression for the `fetcher` option; `FileFetcher` and `HTTPFetcher` are imported. */
+  /** An expression for the `fetcher` option; `FileFetcher`, `HTTPFetcher` and `S3Fetcher` are imported. */
   fetcher?: string;
 }
 
@@ -55,7 +55,7 @@ export function appSource(options: AppOptions = {}): string {
   }[startup];
   return `${options.top ?? ''}
 import http from 'node:http';
-import { run, restart, FileFetcher, HTTPFetcher } from ${JSON.stringify(DIST_INDEX)};
+import { run, restart, FileFetcher, HTTPFetcher, S3Fetcher } from ${JSON.stringify(DIST_INDEX)};
 ${options.imports ?? ''}
 
 const REPLY = ${JSON.stringify(reply)};

@@ -1,11 +1,9 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { BuildRejectedError } from '../../errors.js';
-import { ENV } from '../../protocol.js';
+import { ENV, SANITY_PREFIX } from '../../protocol.js';
 import type { BuildKind } from './build-kind.js';
 
-/** What `run()` prints in sanity-check mode, followed by the token the master chose. */
-export const SANITY_PREFIX = 'overseer-sanity-check:';
 
 /** How much of the candidate's output is kept to explain a failure. */
 const OUTPUT_KEPT = 4096;

@@ -1,4 +1,5 @@
-import { chmod, rename, rm } from 'node:fs/promises';
+import { access, chmod, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ChecksumError, describeError } from '../../errors.js';
 import type { FetchedBuild } from '../../fetchers/fetcher.js';
 import type { Logger } from '../../logger.js';
@@ -7,7 +8,11 @@ import { detectBuildKind } from './build-kind.js';
 import { download, gunzipFile, isGzip } from './download.js';
 import { install, restorePrevious } from './install.js';
 import { buildPaths, type BuildPaths } from './paths.js';
+import { activateRelease, currentRelease, detectArchive, extractRelease, pruneReleases } from './archive.js';
+import type { ReleaseLayout } from './layout.js';
+import { verifyFile, type MinisignPublicKey } from './minisign.js';
 import { sanityCheck } from './sanity.js';
+import type { InstalledVersions } from './versions.js';
 import type { UpgradeOutcome, UpgradeRecord } from './status.js';
 
 export interface UpgraderOptions {
@@ -17,12 +22,21 @@ export interface UpgraderOptions {
   execArgv: readonly string[];
   args: readonly string[];
   runningId: string;
+  runningVersion: string | undefined;
+  /** Where installed builds' versions are remembered across restarts of the master. */
+  versions: InstalledVersions;
   maxBuildSize: number;
   sanityTimeout: number;
   preUpgrade: ((tempPath: string) => unknown) | undefined;
   noRestartAfterFetch: boolean;
   /** For builds that are not overseer programs (`overseer run -- <command>`): no run() answers a sanity check, so the readiness-gated restart is the check. */
   skipSanityCheck?: boolean;
+  /** Set when the master runs from a release layout: app archives are installed there. */
+  layout: ReleaseLayout | undefined;
+  /** Releases kept in `releases/` besides the running and previous ones. */
+  keepReleases: number;
+  /** When set, every build must carry a valid minisign signature made with this key. */
+  publicKey: MinisignPublicKey | undefined;
   log: Logger;
   /** The master's graceful restart onto the installed build. */
   restart(reason: string): Promise<RestartOutcome>;
@@ -30,12 +44,16 @@ export interface UpgraderOptions {
   signal: AbortSignal;
 }
 
-/** A build that did not make it, and why: the same bytes are never tried again. */
+/**
+ * A build that did not make it, and why. A rejected build is remembered, and the same bytes are not
+ * tried again, unless `remember` is false: a signature may still arrive for bytes that lacked one.
+ */
 class Rejection extends Error {
   constructor(
     readonly outcome: Extract<UpgradeOutcome, 'skipped' | 'rejected'>,
     message: string,
     readonly buildId?: string,
+    readonly remember = true,
   ) {
     super(message);
   }
@@ -57,6 +75,7 @@ export class Upgrader {
 
   constructor(private readonly options: UpgraderOptions) {
     this.runningId = options.runningId;
+    this.runningVersion = options.runningVersion;
     this.paths = buildPaths(options.binPath);
   }
 
@@ -75,6 +94,11 @@ export class Upgrader {
           new ChecksumError(`checksum mismatch: the source says SHA-256 ${known}, the build downloaded has ${downloaded.sha256}`).message,
           downloaded.sha256,
         );
+      }
+      if (this.options.publicKey) await this.verifySignature(build, downloaded.sha256);
+      if (await detectArchive(this.paths.download)) {
+        buildId = downloaded.sha256;
+        return await this.upgradeToArchive(buildId, build, source, log);
       }
       buildId = await this.decode(downloaded.sha256);
       this.skipIfKnown(buildId);
@@ -111,17 +135,109 @@ export class Upgrader {
       }
       this.runningId = buildId;
       this.runningVersion = build.version;
+      await this.options.versions.remember(buildId, build.version);
       return this.finish(log, { outcome: 'installed', buildId, version: build.version, source, reason: undefined });
     } catch (error) {
       build.stream.destroy();
       if (error instanceof Rejection) {
-        if (error.outcome === 'rejected' && error.buildId) this.rejected.set(error.buildId, error.message);
+        if (error.outcome === 'rejected' && error.buildId && error.remember) this.rejected.set(error.buildId, error.message);
         return this.finish(log, { outcome: error.outcome, buildId: error.buildId ?? buildId, version: build.version, source, reason: error.message });
       }
       // A download cut short, a full disk: nothing is remembered, the next fetch tries again.
       return this.finish(log, { outcome: 'rejected', buildId, version: build.version, source, reason: describeError(error) });
     } finally {
       await Promise.all([rm(this.paths.download, { force: true }), rm(this.paths.next, { force: true })]);
+    }
+  }
+
+  /**
+   * An app archive: extracted into `releases/<id>/`, sanity-checked there, switched live with the
+   * `current` link, restarted onto, and switched back when the new generation fails. Old releases
+   * beyond `keepReleases` are removed; the running and the previous one never are.
+   */
+  private async upgradeToArchive(buildId: string, build: FetchedBuild, source: string, log: Logger): Promise<UpgradeRecord> {
+    const layout = this.options.layout;
+    if (!layout) {
+      throw new Rejection(
+        'rejected',
+        'the build is an app archive, but this master does not run from a release layout: start it as node <root>/current/<entry>, with <root>/current a symlink to <root>/releases/<first release>',
+        buildId,
+      );
+    }
+    this.skipIfKnown(buildId);
+    const releasesDir = join(layout.root, 'releases');
+    const previous = await currentRelease(layout.root);
+    let releaseDir: string;
+    try {
+      // A release left by an upgrade that was cut short (the master died mid-way) is extracted afresh.
+      if (buildId !== previous) await rm(join(releasesDir, buildId), { recursive: true, force: true });
+      releaseDir = buildId === previous ? join(releasesDir, buildId) : await extractRelease(this.paths.download, releasesDir, buildId);
+    } catch (error) {
+      throw new Rejection('rejected', describeError(error), buildId);
+    }
+    log.info({ buildId, releaseDir }, 'upgrade: archive extracted');
+    const entry = join(releaseDir, layout.entry);
+    try {
+      await access(entry);
+    } catch {
+      throw new Rejection('rejected', `the archive has no ${layout.entry}, the entry point this master runs: ship it in every release`, buildId);
+    }
+    if (this.options.preUpgrade) {
+      try {
+        await this.options.preUpgrade(releaseDir);
+      } catch (error) {
+        throw new Rejection('rejected', `preUpgrade threw: ${describeError(error)}`, buildId);
+      }
+    }
+    const kind = await detectBuildKind(entry);
+    if (this.options.skipSanityCheck) {
+      log.info({ buildId, kind }, 'upgrade: sanity check skipped (a plain command): the restart checks the build');
+    } else {
+      try {
+        await sanityCheck(entry, { ...this.options, kind, timeoutMs: this.options.sanityTimeout, signal: this.options.signal });
+      } catch (error) {
+        throw new Rejection('rejected', describeError(error), buildId);
+      }
+      log.info({ buildId, kind }, 'upgrade: sanity check passed');
+    }
+    await activateRelease(layout.root, buildId);
+    log.info({ buildId, previous }, 'upgrade: release activated');
+    if (this.options.noRestartAfterFetch) {
+      return this.finish(log, { outcome: 'installed', buildId, version: build.version, source, reason: 'noRestartAfterFetch: the next restart runs it' });
+    }
+    const outcome = await this.options.restart(`upgrade to release ${buildId.slice(0, 12)}${build.version ? ` (${build.version})` : ''}`);
+    if (!outcome.ok) {
+      if (previous) await activateRelease(layout.root, previous);
+      this.rejected.set(buildId, outcome.reason);
+      return this.finish(log, { outcome: 'rolled back', buildId, version: build.version, source, reason: outcome.reason });
+    }
+    this.runningId = buildId;
+    this.runningVersion = build.version;
+    await this.options.versions.remember(buildId, build.version);
+    const removed = await pruneReleases(layout.root, this.options.keepReleases, previous ? [buildId, previous] : [buildId]).catch((error: unknown) => {
+      log.warn({ reason: describeError(error) }, 'upgrade: old releases could not be removed');
+      return [];
+    });
+    if (removed.length > 0) log.info({ removed }, 'upgrade: old releases removed');
+    return this.finish(log, { outcome: 'installed', buildId, version: build.version, source, reason: undefined });
+  }
+
+  /** Checks the bytes as published against their minisign signature, before anything runs them. */
+  private async verifySignature(build: FetchedBuild, downloadedSha256: string): Promise<void> {
+    const key = this.options.publicKey!;
+    if (!build.signature) {
+      throw new Rejection(
+        'rejected',
+        `the build has no signature and publicKey requires one: publish ${build.name ?? 'the build'}.minisig beside it (overseer sign <file>, or minisign -S)`,
+        downloadedSha256,
+        false,
+      );
+    }
+    try {
+      const { trustedComment } = await verifyFile(this.paths.download, build.signature, key);
+      this.options.log.info({ keyId: key.keyId, trustedComment }, 'upgrade: signature verified');
+    } catch (error) {
+      throw new Rejection('rejected', `signature check failed: ${describeError(error)}`, downloadedSha256, false);
     }
   }
 
