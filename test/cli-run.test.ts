@@ -179,6 +179,17 @@ describe('overseer run -- <command> (a server that does not import overseer)', (
     expect(readFileSync(installed, 'utf8')).toContain("'Upgraded'");
   });
 
+  it('writes --pid-file and opens its control socket, so overseer restart -p restarts it', async () => {
+    const pidFile = join(makeTempDir(), 'master.pid');
+    const master = startCli(['run', '-a', '127.0.0.1:0', '--pid-file', pidFile, '--', 'node', EXAMPLE]);
+    const port = await serving(master);
+    expect(readFileSync(pidFile, 'utf8').trim()).toBe(String(master.pid));
+    const restart = startCli(['restart', '-p', pidFile]);
+    expect((await restart.waitForExit()).code).toBe(0);
+    expect(restart.otherOutput.join('\n')).toMatch(/restarted: generation 2/);
+    expect((await get({ port })).headers['x-generation']).toBe('2');
+  });
+
   it('prints lines for people with --pretty (no colours off a terminal), not JSON', async () => {
     const master = startCli(['run', '--pretty', '-a', '127.0.0.1:0', '--', 'node', EXAMPLE]);
     const line = await master.waitForOutput(/worker ready/);

@@ -38,6 +38,8 @@ interface RunOptions {
   fetchUrl?: string;
   fetchGithub?: string;
   publicKey?: string;
+  pidFile?: string;
+  controlSocket?: string;
   pretty?: boolean;
   debug?: boolean;
 }
@@ -162,6 +164,8 @@ async function runCommandMode(argv: readonly string[], options: RunOptions): Pro
     ...(options.restartSignal !== undefined && { restartSignal: options.restartSignal }),
     ...(fetcher !== undefined && { fetcher }),
     ...(publicKey !== undefined && { publicKey }),
+    ...(options.pidFile !== undefined && { pidFile: options.pidFile }),
+    ...(options.controlSocket !== undefined && { controlSocket: options.controlSocket }),
     debug,
   });
   const readyDelay = options.readyDelay ?? (isNodeProgram(found.path) ? undefined : DEFAULT_READY_DELAY_MS);
@@ -208,6 +212,8 @@ export function addRunCommand(program: Command): void {
     .option('--fetch-url <url>', 'upgrade from a build published at an HTTP(S) URL')
     .option('--fetch-github <owner/repo>', "upgrade from a GitHub repository's latest release (token from GITHUB_TOKEN)")
     .option('--public-key <key|path>', 'minisign public key (its RW... line, or a .pub file) every fetched build must be signed with')
+    .option('--pid-file <path>', 'write the master pid here, and open its control socket at <path>.sock (for overseer restart/status/upgrade -p <path>)')
+    .option('--control-socket <path>', 'the control socket, when it should not be <pid file>.sock')
     .option('--pretty', 'coloured log lines for people (default when stderr is a terminal)')
     .option('--no-pretty', 'JSON log lines even on a terminal')
     .option('--debug', 'log at debug level, and print stack traces with errors')

@@ -23,6 +23,8 @@ import { loadPublicKey } from './upgrade/minisign.js';
 import { Upgrader } from './upgrade/upgrader.js';
 import { InstalledVersions } from './upgrade/versions.js';
 import { WorkerProcess } from './worker-process.js';
+import { startControlServer, type ControlServer } from './control.js';
+import { claimPidFile, type PidFile } from './pid-file.js';
 
 /** How to start the entry script again as a worker. */
 export interface Entry {
@@ -109,10 +111,12 @@ export class Master {
     );
     process.once('exit', () => unlinkUnixSockets(this.listeners));
     assertMasterInternals();
+    await this.claimPidFile();
     const activated = adoptActivatedSockets(this.log, this.config.addresses);
     if (activated) for (const listener of activated) this.log.info({ address: listener.address, fd: listener.fd, fdName: listener.name }, 'adopted socket from systemd');
     this.listeners = activated ?? (await bindAll(this.config.addresses));
     if (!activated) for (const listener of this.listeners) this.log.info({ address: listener.address, fd: listener.fd }, 'bound');
+    await this.openControlSocket();
     const build = await this.readBuild();
     this.log.info(
       { addresses: this.addresses, workers: this.config.workers, buildId: build.buildId, kind: build.kind, binPath: this.entry.binPath },
@@ -153,7 +157,7 @@ export class Master {
       // A plain command cannot answer run()'s sanity check: the restart's readiness gate checks it, and rolls back.
       skipSanityCheck: this.entry.command !== undefined,
       log: this.log,
-      restart: (reason) => this.restart(reason),
+      restart: (reason, build) => this.restart(reason, build),
       signal: this.shutdownController.signal,
     });
     this.upgrader = upgrader;
@@ -223,10 +227,10 @@ export class Master {
    * Starts a new generation, waits until all of it is ready, then drains the old one. A request
    * during a restart is coalesced into at most one more restart after it.
    */
-  restart(reason: string): Promise<RestartOutcome> {
+  restart(reason: string, build?: Build): Promise<RestartOutcome> {
     if (this.shuttingDown) return Promise.resolve({ ok: false, generation: undefined, reason: 'the master is shutting down' });
     if (this.restartRun === undefined) {
-      this.restartRun = this.performRestart(reason).finally(() => {
+      this.restartRun = this.performRestart(reason, build).finally(() => {
         this.restartRun = undefined;
       });
       return this.restartRun;
@@ -243,17 +247,18 @@ export class Master {
     return this.restartQueued;
   }
 
-  private async performRestart(reason: string): Promise<RestartOutcome> {
-    const outcome = await this.restartOnce(reason);
+  /** `build` is what the caller knows is installed (an upgrade just hashed it); else it is read from disk. */
+  private async performRestart(reason: string, known?: Build): Promise<RestartOutcome> {
+    const outcome = await this.restartOnce(reason, known);
     this.lastRestart = { ...outcome, at: new Date().toISOString(), reason };
     return outcome;
   }
 
-  private async restartOnce(reason: string): Promise<RestartOutcome> {
+  private async restartOnce(reason: string, known: Build | undefined): Promise<RestartOutcome> {
     const began = Date.now();
     let build: Build;
     try {
-      build = await this.readBuild();
+      build = known ?? (await this.readBuild());
     } catch (error) {
       const why = `cannot read the build at ${this.entry.binPath}: ${describeError(error)}`;
       this.log.error({ reason: why }, 'restart abandoned: old generation keeps serving');
@@ -435,6 +440,7 @@ export class Master {
     for (const timer of this.replacementTimers) clearTimeout(timer);
     await Promise.all(workers.map((worker) => worker.stop(this.config.terminateTimeout)));
     this.closeListeners();
+    await this.closeOperationFiles();
     this.removeSignalHandlers?.();
     await this.systemd?.flush();
     this.log.info({ signal }, 'shutdown done');
@@ -443,5 +449,26 @@ export class Master {
 
   private closeListeners(): void {
     for (const listener of this.listeners) listener.close();
+  }
+
+  // Operations: the pid file and the control socket `overseer status|restart|upgrade` use.
+  // A fast exit (second SIGINT, fatal start error) removes both through their 'exit' hooks.
+  private pidFile: PidFile | undefined;
+  private control: ControlServer | undefined;
+
+  /** Before binding: a second master on the same pid file must stop before it takes any socket. */
+  private async claimPidFile(): Promise<void> {
+    if (this.config.pidFile === undefined) return;
+    this.pidFile = await claimPidFile(this.config.pidFile, { controlSocket: this.config.controlSocket, log: this.log });
+  }
+
+  private async openControlSocket(): Promise<void> {
+    if (this.config.controlSocket === undefined || this.shuttingDown) return;
+    this.control = await startControlServer(this.config.controlSocket, this, this.log);
+  }
+
+  private async closeOperationFiles(): Promise<void> {
+    await this.control?.close();
+    this.pidFile?.release();
   }
 }

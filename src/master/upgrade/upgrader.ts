@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ChecksumError, describeError } from '../../errors.js';
 import type { FetchedBuild } from '../../fetchers/fetcher.js';
 import type { Logger } from '../../logger.js';
-import type { RestartOutcome } from '../generation.js';
+import type { Build, RestartOutcome } from '../generation.js';
 import { detectBuildKind } from './build-kind.js';
 import { download, gunzipFile, isGzip } from './download.js';
 import { install, restorePrevious } from './install.js';
@@ -38,8 +38,8 @@ export interface UpgraderOptions {
   /** When set, every build must carry a valid minisign signature made with this key. */
   publicKey: MinisignPublicKey | undefined;
   log: Logger;
-  /** The master's graceful restart onto the installed build. */
-  restart(reason: string): Promise<RestartOutcome>;
+  /** The master's graceful restart onto the installed build, which is `build`. */
+  restart(reason: string, build: Build): Promise<RestartOutcome>;
   /** Aborted when the master shuts down: stops a download or sanity check under way. */
   signal: AbortSignal;
 }
@@ -127,7 +127,7 @@ export class Upgrader {
       if (this.options.noRestartAfterFetch) {
         return this.finish(log, { outcome: 'installed', buildId, version: build.version, source, reason: 'noRestartAfterFetch: the next restart runs it' });
       }
-      const outcome = await this.options.restart(`upgrade to build ${buildId.slice(0, 12)}${build.version ? ` (${build.version})` : ''}`);
+      const outcome = await this.options.restart(`upgrade to build ${buildId.slice(0, 12)}${build.version ? ` (${build.version})` : ''}`, { buildId, kind });
       if (!outcome.ok) {
         await restorePrevious(this.paths);
         this.rejected.set(buildId, outcome.reason);
@@ -205,7 +205,7 @@ export class Upgrader {
     if (this.options.noRestartAfterFetch) {
       return this.finish(log, { outcome: 'installed', buildId, version: build.version, source, reason: 'noRestartAfterFetch: the next restart runs it' });
     }
-    const outcome = await this.options.restart(`upgrade to release ${buildId.slice(0, 12)}${build.version ? ` (${build.version})` : ''}`);
+    const outcome = await this.options.restart(`upgrade to release ${buildId.slice(0, 12)}${build.version ? ` (${build.version})` : ''}`, { buildId, kind });
     if (!outcome.ok) {
       if (previous) await activateRelease(layout.root, previous);
       this.rejected.set(buildId, outcome.reason);
