@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { addControlCommands } from './control-commands.js';
+import { addRunCommand } from './run-command.js';
 
 function packageVersion(): string {
   const url = new URL('../../package.json', import.meta.url);
@@ -14,5 +15,6 @@ export function main(argv: readonly string[] = process.argv): void {
     .version(packageVersion())
     .showHelpAfterError();
   addControlCommands(program);
+  addRunCommand(program);
   program.parse([...argv]);
 }

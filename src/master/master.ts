@@ -9,6 +9,9 @@ import type { FetchedBuild } from '../fetchers/fetcher.js';
 import { awaitGenerationReady, Generation, type Build, type RestartOutcome } from './generation.js';
 import { bindAll, unlinkUnixSockets, type BoundListener } from './listeners.js';
 import { assertMasterInternals } from './node-internals.js';
+import { plainWorkerLaunch, type PlainCommand } from './plain-command.js';
+import { SystemdNotifier } from './sd-notify.js';
+import { adoptActivatedSockets } from './socket-activation.js';
 import { installMasterSignals, type SignalBuffer } from './signals.js';
 import { detectBuildKind } from './upgrade/build-kind.js';
 import { FetchScheduler } from './upgrade/scheduler.js';
@@ -29,6 +32,8 @@ export interface Entry {
   execPath: string;
   execArgv: readonly string[];
   args: readonly string[];
+  /** Run this command as each worker instead of the entry script (`overseer run -- <command>`); `binPath` is then the file upgrades replace. */
+  command?: PlainCommand | undefined;
 }
 
 /** Inspector flags would make every worker fight over the master's debug port. */
@@ -61,6 +66,9 @@ export class Master {
   private readonly log: Logger;
   /** Writes the lines workers hand over. */
   private readonly workerLog: Logger;
+  /** systemd's Type=notify: told READY, RELOADING, STOPPING. */
+  private readonly systemd: SystemdNotifier | undefined;
+  private readyReported = false;
 
   /** `log` is the base logger: the master's lines get `role: 'master'`, its workers' `role: 'worker'`. */
   constructor(
@@ -72,6 +80,7 @@ export class Master {
     this.log = log.child({ role: 'master' });
     this.layout = releaseLayoutOf(entry.binPath);
     this.workerLog = log.child({ role: 'worker' });
+    this.systemd = SystemdNotifier.fromEnvironment(this.log);
   }
 
   /** Bound addresses, with the ports the OS chose. */
@@ -103,8 +112,10 @@ export class Master {
     process.once('exit', () => unlinkUnixSockets(this.listeners));
     assertMasterInternals();
     await this.claimPidFile();
-    this.listeners = await bindAll(this.config.addresses);
-    for (const listener of this.listeners) this.log.info({ address: listener.address, fd: listener.fd }, 'bound');
+    const activated = adoptActivatedSockets(this.log, this.config.addresses);
+    if (activated) for (const listener of activated) this.log.info({ address: listener.address, fd: listener.fd, fdName: listener.name }, 'adopted socket from systemd');
+    this.listeners = activated ?? (await bindAll(this.config.addresses));
+    if (!activated) for (const listener of this.listeners) this.log.info({ address: listener.address, fd: listener.fd }, 'bound');
     await this.openControlSocket();
     const build = await this.readBuild();
     this.log.info(
@@ -144,6 +155,8 @@ export class Master {
       sanityTimeout: this.config.sanityTimeout,
       preUpgrade: this.config.preUpgrade,
       noRestartAfterFetch: this.config.noRestartAfterFetch,
+      // A plain command cannot answer run()'s sanity check: the restart's readiness gate checks it, and rolls back.
+      skipSanityCheck: this.entry.command !== undefined,
       log: this.log,
       restart: (reason, build) => this.restart(reason, build),
       signal: this.shutdownController.signal,
@@ -255,6 +268,7 @@ export class Master {
     const { buildId } = build;
     const generation = new Generation(this.nextGeneration++, build);
     this.log.info({ generation: generation.number, buildId, reason }, 'restart begun');
+    void this.systemd?.reloading(`restarting: starting generation ${generation.number}`);
     this.starting = generation;
     for (let slot = 0; slot < this.config.workers; slot++) this.spawnWorker(generation, build, slot);
     const result = await awaitGenerationReady(generation, this.config.readyTimeout, this.shutdownController.signal);
@@ -264,6 +278,7 @@ export class Master {
       for (const worker of workers) worker.kill();
       await Promise.all(workers.map((worker) => worker.exited));
       this.log.error({ generation: generation.number, buildId, reason: result.reason }, 'restart abandoned: old generation keeps serving');
+      void this.systemd?.ready(`serving generation ${this.current?.number ?? '-'}; last restart abandoned: ${result.reason}`);
       return { ok: false, generation: generation.number, reason: result.reason };
     }
     const old = this.current;
@@ -271,6 +286,8 @@ export class Master {
     if (old) this.drain(old);
     const durationMs = Date.now() - began;
     this.log.info({ generation: generation.number, buildId, durationMs, draining: this.draining.length }, 'restart done');
+    this.readyReported = true;
+    void this.systemd?.ready(`serving generation ${generation.number}`);
     return { ok: true, generation: generation.number, buildId, durationMs };
   }
 
@@ -288,13 +305,19 @@ export class Master {
     };
     // A pid can only be named after fork; a LISTEN_PID inherited from our own activation would lie.
     delete env[ENV.listenPid];
+    // Only the master speaks to systemd: a worker's READY=1 would be taken for the service's.
+    delete env.NOTIFY_SOCKET;
     if (this.listeners.length === 0) {
       delete env[ENV.listenFds];
       delete env[ENV.listenFdNames];
     }
-    // A script runs on the master's own node; a native build is a program of its own.
-    const command = kind === 'native' ? this.entry.binPath : this.entry.execPath;
-    const args = kind === 'native' ? [...this.entry.args] : [...workerExecArgv(this.entry.execArgv), this.entry.binPath, ...this.entry.args];
+    // A script runs on the master's own node; a native build is a program of its own; a plain command runs as given.
+    const plain = this.entry.command;
+    const { command, args } = plain
+      ? plainWorkerLaunch(plain.argv)
+      : kind === 'native'
+        ? { command: this.entry.binPath, args: [...this.entry.args] }
+        : { command: this.entry.execPath, args: [...workerExecArgv(this.entry.execArgv), this.entry.binPath, ...this.entry.args] };
     this.log.debug({ generation: generation.number, command, args, listenFds: this.listeners.length }, 'spawning worker');
     const worker = new WorkerProcess(
       {
@@ -306,6 +329,8 @@ export class Master {
         buildId,
         slot,
         restarts,
+        stopSignal: plain?.stopSignal,
+        readyDelay: plain?.readyDelay,
       },
       this.log,
       this.workerLog,
@@ -313,7 +338,16 @@ export class Master {
     generation.workers.add(worker);
     worker.on('restart', () => void this.restart(`requested by worker ${worker.pid}`));
     worker.once('exit', () => this.onWorkerExit(generation, worker));
+    worker.once('ready', () => this.reportFirstReady(generation));
     return worker;
+  }
+
+  /** systemd's READY=1 once every worker of the first generation serves (later ones: at restart done). */
+  private reportFirstReady(generation: Generation): void {
+    if (this.readyReported || generation !== this.current) return;
+    if (![...generation.workers].every((worker) => worker.phase === 'ready')) return;
+    this.readyReported = true;
+    void this.systemd?.ready(`serving generation ${generation.number}`);
   }
 
   private onWorkerExit(generation: Generation, worker: WorkerProcess): void {
@@ -326,7 +360,7 @@ export class Master {
       signal: worker.exitInfo?.signal,
     };
     if (worker.stopRequested) {
-      const clean = worker.exitInfo?.code === 0;
+      const clean = worker.exitInfo?.code === 0 || (worker.stopSignal !== undefined && worker.exitInfo?.signal === worker.stopSignal);
       if (clean) this.log.info(fields, 'worker exited');
       else this.log.warn({ ...fields, reason: worker.describeExit() }, 'worker exited');
       const index = this.draining.indexOf(generation);
@@ -400,6 +434,7 @@ export class Master {
       return;
     }
     this.log.info({ signal }, 'shutdown begun: draining workers');
+    void this.systemd?.stopping();
     const workers = this.liveWorkers();
     this.shutdownController.abort();
     this.scheduler?.stop();
@@ -408,6 +443,7 @@ export class Master {
     this.closeListeners();
     await this.closeOperationFiles();
     this.removeSignalHandlers?.();
+    await this.systemd?.flush();
     this.log.info({ signal }, 'shutdown done');
     this.exit(0);
   }

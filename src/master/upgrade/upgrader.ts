@@ -29,6 +29,8 @@ export interface UpgraderOptions {
   sanityTimeout: number;
   preUpgrade: ((tempPath: string) => unknown) | undefined;
   noRestartAfterFetch: boolean;
+  /** For builds that are not overseer programs (`overseer run -- <command>`): no run() answers a sanity check, so the readiness-gated restart is the check. */
+  skipSanityCheck?: boolean;
   /** Set when the master runs from a release layout: app archives are installed there. */
   layout: ReleaseLayout | undefined;
   /** Releases kept in `releases/` besides the running and previous ones. */
@@ -112,12 +114,16 @@ export class Upgrader {
       const kind = await detectBuildKind(this.paths.next);
       // A program is started directly: it must be executable for its sanity check and from then on.
       if (kind === 'native') await chmod(this.paths.next, 0o755);
-      try {
-        await sanityCheck(this.paths.next, { ...this.options, kind, timeoutMs: this.options.sanityTimeout, signal: this.options.signal });
-      } catch (error) {
-        throw new Rejection('rejected', describeError(error), buildId);
+      if (this.options.skipSanityCheck) {
+        log.info({ buildId, kind }, 'upgrade: sanity check skipped (a plain command): the restart checks the build');
+      } else {
+        try {
+          await sanityCheck(this.paths.next, { ...this.options, kind, timeoutMs: this.options.sanityTimeout, signal: this.options.signal });
+        } catch (error) {
+          throw new Rejection('rejected', describeError(error), buildId);
+        }
+        log.info({ buildId, kind }, 'upgrade: sanity check passed');
       }
-      log.info({ buildId, kind }, 'upgrade: sanity check passed');
       await install(this.paths);
       log.info({ buildId, previous: this.paths.previous }, 'upgrade: build installed');
       if (this.options.noRestartAfterFetch) {
@@ -186,12 +192,16 @@ export class Upgrader {
       }
     }
     const kind = await detectBuildKind(entry);
-    try {
-      await sanityCheck(entry, { ...this.options, kind, timeoutMs: this.options.sanityTimeout, signal: this.options.signal });
-    } catch (error) {
-      throw new Rejection('rejected', describeError(error), buildId);
+    if (this.options.skipSanityCheck) {
+      log.info({ buildId, kind }, 'upgrade: sanity check skipped (a plain command): the restart checks the build');
+    } else {
+      try {
+        await sanityCheck(entry, { ...this.options, kind, timeoutMs: this.options.sanityTimeout, signal: this.options.signal });
+      } catch (error) {
+        throw new Rejection('rejected', describeError(error), buildId);
+      }
+      log.info({ buildId, kind }, 'upgrade: sanity check passed');
     }
-    log.info({ buildId, kind }, 'upgrade: sanity check passed');
     await activateRelease(layout.root, buildId);
     log.info({ buildId, previous }, 'upgrade: release activated');
     if (this.options.noRestartAfterFetch) {
