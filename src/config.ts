@@ -1,5 +1,6 @@
 import type { Server } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 import { ConfigError } from './errors.js';
 import type { Fetcher } from './fetchers/fetcher.js';
 import type { Logger } from './logger.js';
@@ -59,7 +60,7 @@ export interface Config {
   terminateTimeout?: number;
   /** Milliseconds a new worker may take to become ready before the restart is abandoned. Default 30000. */
   readyTimeout?: number;
-  /** Smallest gap between two fetches, in milliseconds. Default 1000. */
+  /** Smallest gap between two fetches, in milliseconds, whatever intervals, watches or retries ask. Default 250. */
   minFetchInterval?: number;
   /** Runs on a fetched build before it is installed; throwing cancels the upgrade. */
   preUpgrade?: (tempPath: string) => unknown;
@@ -87,6 +88,25 @@ export interface Config {
   fetchTimeout?: number;
   /** App archives: releases kept in `releases/` besides the running and the previous one. Default 3. */
   keepReleases?: number;
+  /** App archives: most bytes an archive may unpack to. Default 2 GiB. */
+  maxReleaseSize?: number;
+  /** App archives: most entries an archive may hold. Default 200000. */
+  maxReleaseFiles?: number;
+  /**
+   * Where the master writes its pid (resolved against the working directory). Written atomically
+   * once the master has checked that no other live master holds it, before any address is bound;
+   * removed when the master exits. A file left by a master that is gone is replaced with a warning.
+   * `overseer status|restart|upgrade --pid-file <path>` find the master through it. Default: none.
+   */
+  pidFile?: string;
+  /**
+   * Path of the master's control socket, which `overseer status|restart|upgrade` talk to. Created
+   * owner-only (0600) after binding, removed on exit. Default: `<pidFile>.sock` when `pidFile` is
+   * set, otherwise no control socket. Put it in a directory only the master's user can write to
+   * (such as `$XDG_RUNTIME_DIR` or `/run/<app>/`): whoever can write there can replace the socket.
+   * At most 107 bytes long (the kernel's limit on a unix socket path).
+   */
+  controlSocket?: string;
 }
 
 /** `Config` with every default applied and every value checked. */
@@ -111,6 +131,12 @@ export interface ResolvedConfig {
   sanityTimeout: number;
   fetchTimeout: number;
   keepReleases: number;
+  maxReleaseSize: number;
+  maxReleaseFiles: number;
+  /** Absolute path, or undefined for none. */
+  pidFile: string | undefined;
+  /** Absolute path, or undefined for no control socket. */
+  controlSocket: string | undefined;
 }
 
 const SIGNALS_NOT_FOR_RESTART = new Set(['SIGKILL', 'SIGSTOP', 'SIGTERM', 'SIGINT', 'SIGUSR1']);
@@ -145,6 +171,32 @@ function resolveAddresses(config: Config): string[] {
     throw new ConfigError(`addresses must be an array of strings such as [':3000'], got ${JSON.stringify(list)}`);
   }
   return list.map((entry) => (typeof entry === 'number' ? `:${entry}` : String(entry)));
+}
+
+/** The kernel's limit on a unix socket path (sun_path is 108 bytes with its terminating NUL). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+function optionalPath(name: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.trim() === '' || value.includes('\0')) {
+    throw new ConfigError(`${name} must be a file path such as '/run/app/overseer.pid', got ${JSON.stringify(value)}`);
+  }
+  return resolvePath(value);
+}
+
+function resolveOperationFiles(config: Config): { pidFile: string | undefined; controlSocket: string | undefined } {
+  const pidFile = optionalPath('pidFile', config.pidFile);
+  const controlSocket = optionalPath('controlSocket', config.controlSocket) ?? (pidFile === undefined ? undefined : `${pidFile}.sock`);
+  if (controlSocket !== undefined && Buffer.byteLength(controlSocket) > MAX_SOCKET_PATH_BYTES) {
+    throw new ConfigError(
+      `controlSocket ${controlSocket} is ${Buffer.byteLength(controlSocket)} bytes long, past the ${MAX_SOCKET_PATH_BYTES} bytes a unix socket path may have: ` +
+        'choose a shorter path (set controlSocket, or a shorter pidFile, which it defaults from)',
+    );
+  }
+  if (pidFile !== undefined && pidFile === controlSocket) {
+    throw new ConfigError('pidFile and controlSocket must be different paths: leave controlSocket out to use <pidFile>.sock');
+  }
+  return { pidFile, controlSocket };
 }
 
 /** Checks a user's config and fills in defaults. Throws `ConfigError` naming the bad option. */
@@ -182,7 +234,7 @@ export function resolveConfig(config: Config): ResolvedConfig {
     restartSignal,
     terminateTimeout: milliseconds('terminateTimeout', config.terminateTimeout, 30_000),
     readyTimeout: milliseconds('readyTimeout', config.readyTimeout, 30_000),
-    minFetchInterval: milliseconds('minFetchInterval', config.minFetchInterval, 1_000, 0),
+    minFetchInterval: milliseconds('minFetchInterval', config.minFetchInterval, 250, 0),
     preUpgrade: config.preUpgrade,
     workers: resolveWorkers(config.workers),
     required: config.required ?? false,
@@ -196,5 +248,8 @@ export function resolveConfig(config: Config): ResolvedConfig {
     sanityTimeout: milliseconds('sanityTimeout', config.sanityTimeout, 15_000),
     fetchTimeout: milliseconds('fetchTimeout', config.fetchTimeout, 60_000),
     keepReleases: positive('keepReleases', config.keepReleases, 3, 0, 'releases'),
+    maxReleaseSize: positive('maxReleaseSize', config.maxReleaseSize, 2 * 1024 ** 3, 1, 'bytes'),
+    maxReleaseFiles: positive('maxReleaseFiles', config.maxReleaseFiles, 200_000, 1, 'entries'),
+    ...resolveOperationFiles(config),
   };
 }

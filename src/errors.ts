@@ -11,7 +11,8 @@ export type OverseerErrorCode =
   | 'ERR_OVERSEER_BUILD_REJECTED'
   | 'ERR_OVERSEER_CHECKSUM'
   | 'ERR_OVERSEER_SIGNATURE'
-  | 'ERR_OVERSEER_ARCHIVE';
+  | 'ERR_OVERSEER_ARCHIVE'
+  | 'ERR_OVERSEER_PID_FILE';
 
 /** Base class of overseer's errors: `code` is stable, `message` says what to do. */
 export class OverseerError extends Error {
@@ -118,6 +119,13 @@ export class ArchiveError extends OverseerError {
   constructor(message: string, entry?: string) {
     super('ERR_OVERSEER_ARCHIVE', message);
     this.entry = entry;
+  }
+}
+
+/** The pid file is held by another live master, or cannot be read or written. */
+export class PidFileError extends OverseerError {
+  constructor(message: string) {
+    super('ERR_OVERSEER_PID_FILE', message);
   }
 }
 

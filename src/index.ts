@@ -24,6 +24,7 @@ export {
   ChecksumError,
   SignatureError,
   ArchiveError,
+  PidFileError,
   type OverseerErrorCode,
 } from './errors.js';
 export { parseAddress, formatAddress, type ParsedAddress } from './master/addresses.js';

@@ -15,10 +15,31 @@ export interface Logger {
 
 const require = createRequire(import.meta.url);
 
+/**
+ * Environment switches `overseer run` sets for a script that calls run() itself: `=1` makes the
+ * default logger write coloured lines for people instead of JSON, or log at debug level.
+ */
+export const LOG_ENV = { pretty: 'OVERSEER_LOG_PRETTY', debug: 'OVERSEER_LOG_DEBUG' } as const;
+
+/** Lines for people: one per event, time first, no pid or host; colours only on a terminal. */
+function prettyStream(): NodeJS.WritableStream {
+  const pretty = require('pino-pretty') as (options: Record<string, unknown>) => NodeJS.WritableStream;
+  return pretty({
+    destination: 2,
+    sync: true,
+    colorize: process.stderr.isTTY === true,
+    translateTime: 'HH:MM:ss.l',
+    ignore: 'pid,hostname,name',
+    singleLine: true,
+  });
+}
+
 function defaultLogger(debug: boolean): Logger {
   // Loaded on demand: pino is a third of what a worker spends booting, and a worker logs little.
   const { pino } = require('pino') as typeof PinoModule;
-  return pino({ name: 'overseer', level: debug ? 'debug' : 'info' }, pino.destination({ fd: 2, sync: true }));
+  const options = { name: 'overseer', level: debug || process.env[LOG_ENV.debug] === '1' ? 'debug' : 'info' };
+  if (process.env[LOG_ENV.pretty] === '1') return pino(options, prettyStream());
+  return pino(options, pino.destination({ fd: 2, sync: true }));
 }
 
 /** A logger that makes the real one on its first line. */

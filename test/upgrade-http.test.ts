@@ -38,6 +38,8 @@ class BuildServer {
     this.requests += 1;
     if (this.mode === 'hang') return; // never answers
     if (this.mode === 'fail') return void res.writeHead(500).end('internal error');
+    // The build only: like any server, 404 for what it does not publish (the fetcher asks for app.mjs.minisig).
+    if (req.url !== '/app.mjs') return void res.writeHead(404).end('not found');
     const etag = `"${createHash('sha256').update(this.build).digest('hex').slice(0, 16)}"`;
     if (req.headers['if-none-match'] === etag) {
       this.notModified += 1;

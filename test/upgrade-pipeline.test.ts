@@ -91,6 +91,21 @@ describe('upgrade pipeline with a hand-written fetcher', () => {
     });
   }
 
+  it("remembers the installed build's version across a restart of the master, and tells the fetcher", async () => {
+    const { app, offer } = controlledApp();
+    const first = await startWatching(app);
+    expect(first.master.find('watching for new builds')[0]?.runningVersion).toBeUndefined();
+    offer({ reply: 'Hello v1' });
+    const done = await upgradeEnded(first.master);
+    expect(done).toMatchObject({ msg: 'upgrade done', version: 'v1' });
+    first.master.signal('SIGTERM');
+    await first.master.waitForExit();
+
+    const second = await startWatching(app);
+    expect(second.master.find('watching for new builds')[0]?.runningVersion).toBe('v1');
+    expect((await get({ port: second.port })).body).toBe('Hello v1');
+  });
+
   it('runs a native build (a program of its own, told apart by content) directly', async () => {
     const { app, offer } = controlledApp();
     const { master, port } = await startWatching(app);

@@ -1,8 +1,8 @@
-import { mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tar from 'tar';
 import { afterEach, describe, expect, it } from 'vitest';
-import { writeCraftedTar } from './helpers/archives.js';
+import { writeCraftedTar, type CraftedEntry } from './helpers/archives.js';
 import { appSource, TestApp, type AppOptions } from './helpers/app.js';
 import { controlledFetcherSource, FetcherControl } from './helpers/controlled-fetcher.js';
 import { get, startLoad } from './helpers/load.js';
@@ -13,7 +13,7 @@ import { cleanupAll, makeTempDir, startMaster } from './helpers/processes.js';
 afterEach(cleanupAll);
 
 describe('signed builds (publicKey)', () => {
-  it('installs only builds signed with the configured key; unsigned, wrongly signed and tampered builds never run', async () => {
+  it('installs only builds signed with the configured key (by minisign or overseer sign); unsigned, wrongly signed, tampered builds and altered trusted comments never run', async () => {
     const app = new TestApp();
     const keys = minisignKeys(app.dir, 'release');
     const stranger = minisignKeys(app.dir, 'stranger');
@@ -56,17 +56,31 @@ describe('signed builds (publicKey)', () => {
     const altered = await upgradeEnded(master, 3);
     expect(String(altered.reason)).toMatch(/signature check failed/);
 
+    const commented = build('commented.mjs', 'trusted comment altered');
+    const commentedSignature = keys.sign(commented);
+    writeFileSync(commentedSignature, readFileSync(commentedSignature, 'utf8').replace(/^trusted comment: .*$/m, 'trusted comment: approved by nobody'));
+    control.offer(commented, { signature: commentedSignature });
+    const comment = await upgradeEnded(master, 4);
+    expect(comment.msg).toBe('upgrade rejected: the running build keeps serving');
+    expect(String(comment.reason)).toMatch(/signature check failed: .*trusted comment/i);
+
     expect(master.find('upgrade: sanity check passed')).toHaveLength(0);
     expect(readFileSync(app.path, 'utf8')).toBe(installedBefore);
+    await load.flowing();
 
     const good = build('good.mjs', 'Hello signed build');
     control.offer(good, { signature: keys.sign(good) });
-    const done = await upgradeEnded(master, 4);
+    const done = await upgradeEnded(master, 5);
     expect(done.msg).toBe('upgrade done');
-    expect(master.find('upgrade: signature verified')).toHaveLength(1);
+    expect((await get({ port })).body).toBe('Hello signed build');
+
+    const byOverseer = build('by-overseer.mjs', 'Hello, signed by overseer sign');
+    control.offer(byOverseer, { signature: keys.signWithOverseer(byOverseer) });
+    expect((await upgradeEnded(master, 6)).msg).toBe('upgrade done');
+    expect(master.find('upgrade: signature verified')).toHaveLength(2);
     await load.flowing();
     expect((await load.stop()).errors).toEqual({});
-    expect((await get({ port })).body).toBe('Hello signed build');
+    expect((await get({ port })).body).toBe('Hello, signed by overseer sign');
   });
 
   it('refuses to start with a public key that is not one, saying so', async () => {
@@ -90,6 +104,7 @@ describe('app archives', () => {
       reply,
       top: controlledFetcherSource(controlPath),
       fetcher: 'globalThis.controlledFetcher',
+      extraOptions: 'maxReleaseSize: 1_000_000,',
       imports: "import { greeting } from 'greeting';",
       prelude: 'if (greeting() !== "hi") throw new Error("node_modules not found");',
     });
@@ -147,21 +162,30 @@ describe('app archives', () => {
     expect((await get({ port })).body).toBe('Hello release 2');
   });
 
-  it('refuses an archive with an entry that leaves the release, naming the entry, and keeps serving', async () => {
-    const layout = releaseLayout();
-    const master = startMaster(layout.entry);
-    const port = await master.port();
-    await master.waitForLog('worker ready');
-    const evil = join(layout.root, 'evil.tar');
-    writeCraftedTar(evil, [
-      { name: 'server.mjs', body: 'console.log(1)' },
-      { name: '../outside.txt', body: 'escaped' },
-    ]);
-    layout.offerFile(evil);
-    const rejected = await upgradeEnded(master);
-    expect(rejected.msg).toBe('upgrade rejected: the running build keeps serving');
-    expect(String(rejected.reason)).toContain('../outside.txt');
-    expect(readlinkSync(join(layout.root, 'current'))).toBe(join('releases', 'first'));
-    expect((await get({ port })).body).toBe('Hello release 1');
-  });
+  const hostile: Array<[string, CraftedEntry, string]> = [
+    ['a path that climbs out (..)', { name: '../outside.txt', body: 'escaped' }, '../outside.txt'],
+    ['an absolute path', { name: '/tmp/overseer-absolute.txt', body: 'escaped' }, '/tmp/overseer-absolute.txt'],
+    ['a symlink that points out of the release', { name: 'escape', type: '2', linkname: '../../..' }, 'escape'],
+    ['more bytes than maxReleaseSize', { name: 'huge.bin', body: Buffer.alloc(1_500_000) }, 'huge.bin'],
+  ];
+  for (const [what, entry, named] of hostile) {
+    it(`refuses an archive with ${what}, naming the entry, writing nothing outside, and keeps serving`, async () => {
+      const layout = releaseLayout();
+      const master = startMaster(layout.entry);
+      const port = await master.port();
+      await master.waitForLog('worker ready');
+      const evil = join(layout.root, 'evil.tar');
+      writeCraftedTar(evil, [{ name: 'server.mjs', body: 'console.log(1)' }, entry]);
+      layout.offerFile(evil);
+      const before = readdirSync(layout.root).sort();
+      const rejected = await upgradeEnded(master);
+      expect(rejected.msg).toBe('upgrade rejected: the running build keeps serving');
+      expect(String(rejected.reason)).toContain(named);
+      expect(readlinkSync(join(layout.root, 'current'))).toBe(join('releases', 'first'));
+      expect(readdirSync(join(layout.root, 'releases'))).toEqual(['first']);
+      expect(readdirSync(layout.root).sort()).toEqual(before);
+      expect(existsSync('/tmp/overseer-absolute.txt')).toBe(false);
+      expect((await get({ port })).body).toBe('Hello release 1');
+    });
+  }
 });

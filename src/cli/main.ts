@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { addControlCommands } from './control-commands.js';
+import { addRunCommand } from './run-command.js';
 
 function packageVersion(): string {
   const url = new URL('../../package.json', import.meta.url);
@@ -12,5 +14,7 @@ export function main(argv: readonly string[] = process.argv): void {
     .description('Zero-downtime restarts and self-upgrades for Node.js servers.\nLibrary mode: call run({ program, address }) from your entry script and start it with node.')
     .version(packageVersion())
     .showHelpAfterError();
+  addControlCommands(program);
+  addRunCommand(program);
   program.parse([...argv]);
 }

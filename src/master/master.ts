@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { ResolvedConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -8,6 +9,9 @@ import type { FetchedBuild } from '../fetchers/fetcher.js';
 import { awaitGenerationReady, Generation, type Build, type RestartOutcome } from './generation.js';
 import { bindAll, unlinkUnixSockets, type BoundListener } from './listeners.js';
 import { assertMasterInternals } from './node-internals.js';
+import { plainWorkerLaunch, type PlainCommand } from './plain-command.js';
+import { SystemdNotifier } from './sd-notify.js';
+import { adoptActivatedSockets } from './socket-activation.js';
 import { installMasterSignals, type SignalBuffer } from './signals.js';
 import { detectBuildKind } from './upgrade/build-kind.js';
 import { FetchScheduler } from './upgrade/scheduler.js';
@@ -17,7 +21,10 @@ import { currentRelease } from './upgrade/archive.js';
 import { releaseLayoutOf, type ReleaseLayout } from './upgrade/layout.js';
 import { loadPublicKey } from './upgrade/minisign.js';
 import { Upgrader } from './upgrade/upgrader.js';
+import { InstalledVersions } from './upgrade/versions.js';
 import { WorkerProcess } from './worker-process.js';
+import { startControlServer, type ControlServer } from './control.js';
+import { claimPidFile, type PidFile } from './pid-file.js';
 
 /** How to start the entry script again as a worker. */
 export interface Entry {
@@ -25,6 +32,8 @@ export interface Entry {
   execPath: string;
   execArgv: readonly string[];
   args: readonly string[];
+  /** Run this command as each worker instead of the entry script (`overseer run -- <command>`); `binPath` is then the file upgrades replace. */
+  command?: PlainCommand | undefined;
 }
 
 /** Inspector flags would make every worker fight over the master's debug port. */
@@ -57,6 +66,9 @@ export class Master {
   private readonly log: Logger;
   /** Writes the lines workers hand over. */
   private readonly workerLog: Logger;
+  /** systemd's Type=notify: told READY, RELOADING, STOPPING. */
+  private readonly systemd: SystemdNotifier | undefined;
+  private readyReported = false;
 
   /** `log` is the base logger: the master's lines get `role: 'master'`, its workers' `role: 'worker'`. */
   constructor(
@@ -68,6 +80,7 @@ export class Master {
     this.log = log.child({ role: 'master' });
     this.layout = releaseLayoutOf(entry.binPath);
     this.workerLog = log.child({ role: 'worker' });
+    this.systemd = SystemdNotifier.fromEnvironment(this.log);
   }
 
   /** Bound addresses, with the ports the OS chose. */
@@ -98,8 +111,12 @@ export class Master {
     );
     process.once('exit', () => unlinkUnixSockets(this.listeners));
     assertMasterInternals();
-    this.listeners = await bindAll(this.config.addresses);
-    for (const listener of this.listeners) this.log.info({ address: listener.address, fd: listener.fd }, 'bound');
+    await this.claimPidFile();
+    const activated = adoptActivatedSockets(this.log, this.config.addresses);
+    if (activated) for (const listener of activated) this.log.info({ address: listener.address, fd: listener.fd, fdName: listener.name }, 'adopted socket from systemd');
+    this.listeners = activated ?? (await bindAll(this.config.addresses));
+    if (!activated) for (const listener of this.listeners) this.log.info({ address: listener.address, fd: listener.fd }, 'bound');
+    await this.openControlSocket();
     const build = await this.readBuild();
     this.log.info(
       { addresses: this.addresses, workers: this.config.workers, buildId: build.buildId, kind: build.kind, binPath: this.entry.binPath },
@@ -123,18 +140,25 @@ export class Master {
   private async startFetching(runningId: string): Promise<void> {
     const fetcher = this.config.fetcher!;
     const publicKey = this.config.publicKey === undefined ? undefined : await loadPublicKey(this.config.publicKey);
+    const versions = new InstalledVersions(this.layout ? join(this.layout.root, 'current') : this.entry.binPath);
+    const runningVersion = await versions.versionOf(runningId);
     const upgrader = new Upgrader({
+      versions,
+      runningVersion,
       publicKey,
       layout: this.layout,
       keepReleases: this.config.keepReleases,
+      releaseLimits: { maxBytes: this.config.maxReleaseSize, maxEntries: this.config.maxReleaseFiles },
       ...this.entry,
       runningId,
       maxBuildSize: this.config.maxBuildSize,
       sanityTimeout: this.config.sanityTimeout,
       preUpgrade: this.config.preUpgrade,
       noRestartAfterFetch: this.config.noRestartAfterFetch,
+      // A plain command cannot answer run()'s sanity check: the restart's readiness gate checks it, and rolls back.
+      skipSanityCheck: this.entry.command !== undefined,
       log: this.log,
-      restart: (reason) => this.restart(reason),
+      restart: (reason, build) => this.restart(reason, build),
       signal: this.shutdownController.signal,
     });
     this.upgrader = upgrader;
@@ -147,9 +171,9 @@ export class Master {
         this.log.info({ source: status.source, result: status.lastResult, reason: status.lastError, consecutiveFailures: status.consecutiveFailures }, 'source status'),
     });
     this.scheduler = scheduler;
-    await fetcher.init?.({ runningId, runningVersion: undefined, binPath: this.entry.binPath, log: this.log.child({ source: scheduler.source }) });
+    await fetcher.init?.({ runningId, runningVersion, binPath: this.entry.binPath, log: this.log.child({ source: scheduler.source }) });
     if (this.shuttingDown) return;
-    this.log.info({ source: scheduler.source, minFetchInterval: this.config.minFetchInterval }, 'watching for new builds');
+    this.log.info({ source: scheduler.source, runningVersion, minFetchInterval: this.config.minFetchInterval }, 'watching for new builds');
     scheduler.start();
   }
 
@@ -204,10 +228,10 @@ export class Master {
    * Starts a new generation, waits until all of it is ready, then drains the old one. A request
    * during a restart is coalesced into at most one more restart after it.
    */
-  restart(reason: string): Promise<RestartOutcome> {
+  restart(reason: string, build?: Build): Promise<RestartOutcome> {
     if (this.shuttingDown) return Promise.resolve({ ok: false, generation: undefined, reason: 'the master is shutting down' });
     if (this.restartRun === undefined) {
-      this.restartRun = this.performRestart(reason).finally(() => {
+      this.restartRun = this.performRestart(reason, build).finally(() => {
         this.restartRun = undefined;
       });
       return this.restartRun;
@@ -224,17 +248,18 @@ export class Master {
     return this.restartQueued;
   }
 
-  private async performRestart(reason: string): Promise<RestartOutcome> {
-    const outcome = await this.restartOnce(reason);
+  /** `build` is what the caller knows is installed (an upgrade just hashed it); else it is read from disk. */
+  private async performRestart(reason: string, known?: Build): Promise<RestartOutcome> {
+    const outcome = await this.restartOnce(reason, known);
     this.lastRestart = { ...outcome, at: new Date().toISOString(), reason };
     return outcome;
   }
 
-  private async restartOnce(reason: string): Promise<RestartOutcome> {
+  private async restartOnce(reason: string, known: Build | undefined): Promise<RestartOutcome> {
     const began = Date.now();
     let build: Build;
     try {
-      build = await this.readBuild();
+      build = known ?? (await this.readBuild());
     } catch (error) {
       const why = `cannot read the build at ${this.entry.binPath}: ${describeError(error)}`;
       this.log.error({ reason: why }, 'restart abandoned: old generation keeps serving');
@@ -243,6 +268,7 @@ export class Master {
     const { buildId } = build;
     const generation = new Generation(this.nextGeneration++, build);
     this.log.info({ generation: generation.number, buildId, reason }, 'restart begun');
+    void this.systemd?.reloading(`restarting: starting generation ${generation.number}`);
     this.starting = generation;
     for (let slot = 0; slot < this.config.workers; slot++) this.spawnWorker(generation, build, slot);
     const result = await awaitGenerationReady(generation, this.config.readyTimeout, this.shutdownController.signal);
@@ -252,6 +278,7 @@ export class Master {
       for (const worker of workers) worker.kill();
       await Promise.all(workers.map((worker) => worker.exited));
       this.log.error({ generation: generation.number, buildId, reason: result.reason }, 'restart abandoned: old generation keeps serving');
+      void this.systemd?.ready(`serving generation ${this.current?.number ?? '-'}; last restart abandoned: ${result.reason}`);
       return { ok: false, generation: generation.number, reason: result.reason };
     }
     const old = this.current;
@@ -259,6 +286,8 @@ export class Master {
     if (old) this.drain(old);
     const durationMs = Date.now() - began;
     this.log.info({ generation: generation.number, buildId, durationMs, draining: this.draining.length }, 'restart done');
+    this.readyReported = true;
+    void this.systemd?.ready(`serving generation ${generation.number}`);
     return { ok: true, generation: generation.number, buildId, durationMs };
   }
 
@@ -276,13 +305,19 @@ export class Master {
     };
     // A pid can only be named after fork; a LISTEN_PID inherited from our own activation would lie.
     delete env[ENV.listenPid];
+    // Only the master speaks to systemd: a worker's READY=1 would be taken for the service's.
+    delete env.NOTIFY_SOCKET;
     if (this.listeners.length === 0) {
       delete env[ENV.listenFds];
       delete env[ENV.listenFdNames];
     }
-    // A script runs on the master's own node; a native build is a program of its own.
-    const command = kind === 'native' ? this.entry.binPath : this.entry.execPath;
-    const args = kind === 'native' ? [...this.entry.args] : [...workerExecArgv(this.entry.execArgv), this.entry.binPath, ...this.entry.args];
+    // A script runs on the master's own node; a native build is a program of its own; a plain command runs as given.
+    const plain = this.entry.command;
+    const { command, args } = plain
+      ? plainWorkerLaunch(plain.argv)
+      : kind === 'native'
+        ? { command: this.entry.binPath, args: [...this.entry.args] }
+        : { command: this.entry.execPath, args: [...workerExecArgv(this.entry.execArgv), this.entry.binPath, ...this.entry.args] };
     this.log.debug({ generation: generation.number, command, args, listenFds: this.listeners.length }, 'spawning worker');
     const worker = new WorkerProcess(
       {
@@ -294,6 +329,8 @@ export class Master {
         buildId,
         slot,
         restarts,
+        stopSignal: plain?.stopSignal,
+        readyDelay: plain?.readyDelay,
       },
       this.log,
       this.workerLog,
@@ -301,7 +338,16 @@ export class Master {
     generation.workers.add(worker);
     worker.on('restart', () => void this.restart(`requested by worker ${worker.pid}`));
     worker.once('exit', () => this.onWorkerExit(generation, worker));
+    worker.once('ready', () => this.reportFirstReady(generation));
     return worker;
+  }
+
+  /** systemd's READY=1 once every worker of the first generation serves (later ones: at restart done). */
+  private reportFirstReady(generation: Generation): void {
+    if (this.readyReported || generation !== this.current) return;
+    if (![...generation.workers].every((worker) => worker.phase === 'ready')) return;
+    this.readyReported = true;
+    void this.systemd?.ready(`serving generation ${generation.number}`);
   }
 
   private onWorkerExit(generation: Generation, worker: WorkerProcess): void {
@@ -314,7 +360,7 @@ export class Master {
       signal: worker.exitInfo?.signal,
     };
     if (worker.stopRequested) {
-      const clean = worker.exitInfo?.code === 0;
+      const clean = worker.exitInfo?.code === 0 || (worker.stopSignal !== undefined && worker.exitInfo?.signal === worker.stopSignal);
       if (clean) this.log.info(fields, 'worker exited');
       else this.log.warn({ ...fields, reason: worker.describeExit() }, 'worker exited');
       const index = this.draining.indexOf(generation);
@@ -388,18 +434,42 @@ export class Master {
       return;
     }
     this.log.info({ signal }, 'shutdown begun: draining workers');
+    void this.systemd?.stopping();
     const workers = this.liveWorkers();
     this.shutdownController.abort();
     this.scheduler?.stop();
     for (const timer of this.replacementTimers) clearTimeout(timer);
     await Promise.all(workers.map((worker) => worker.stop(this.config.terminateTimeout)));
     this.closeListeners();
+    await this.closeOperationFiles();
     this.removeSignalHandlers?.();
+    await this.systemd?.flush();
     this.log.info({ signal }, 'shutdown done');
     this.exit(0);
   }
 
   private closeListeners(): void {
     for (const listener of this.listeners) listener.close();
+  }
+
+  // Operations: the pid file and the control socket `overseer status|restart|upgrade` use.
+  // A fast exit (second SIGINT, fatal start error) removes both through their 'exit' hooks.
+  private pidFile: PidFile | undefined;
+  private control: ControlServer | undefined;
+
+  /** Before binding: a second master on the same pid file must stop before it takes any socket. */
+  private async claimPidFile(): Promise<void> {
+    if (this.config.pidFile === undefined) return;
+    this.pidFile = await claimPidFile(this.config.pidFile, { controlSocket: this.config.controlSocket, log: this.log });
+  }
+
+  private async openControlSocket(): Promise<void> {
+    if (this.config.controlSocket === undefined || this.shuttingDown) return;
+    this.control = await startControlServer(this.config.controlSocket, this, this.log);
+  }
+
+  private async closeOperationFiles(): Promise<void> {
+    await this.control?.close();
+    this.pidFile?.release();
   }
 }

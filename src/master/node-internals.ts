@@ -68,6 +68,58 @@ export function boundPort(handle: ServerHandle): number {
   return out.port;
 }
 
+/** What getsockname says about a socket: an IP address and port, or (a unix socket) address ''. */
+export interface SocketName {
+  address: string;
+  family: string | undefined;
+  port: number | undefined;
+}
+
+type TcpWrapBinding = { TCP: new (type: number) => ServerHandle & { open(fd: number): number }; constants: { SERVER: number } };
+
+function tcpWrap(): TcpWrapBinding {
+  const binding = (process as unknown as { binding?: (name: string) => unknown }).binding;
+  let tcp: Partial<TcpWrapBinding> | undefined;
+  try {
+    tcp = typeof binding === 'function' ? (binding.call(process, 'tcp_wrap') as Partial<TcpWrapBinding>) : undefined;
+  } catch {
+    tcp = undefined;
+  }
+  if (typeof tcp?.TCP !== 'function' || typeof tcp.constants?.SERVER !== 'number' || typeof tcp.TCP.prototype.open !== 'function') {
+    throw new NodeInternalsError(
+      `this Node.js ${process.version} has no process.binding('tcp_wrap').TCP, which overseer needs to take over sockets passed by systemd ` +
+        '(LISTEN_FDS): run overseer on Node.js 20, 22 or 24, or let overseer bind the addresses itself (remove the .socket unit)',
+    );
+  }
+  return tcp as TcpWrapBinding;
+}
+
+/**
+ * Takes over a listening socket this process inherited as `fd` (systemd socket activation): a
+ * handle that owns the fd and can name its address, without accepting on it. Closing the handle
+ * closes the fd, and never unlinks a unix socket path (systemd owns it).
+ */
+export function adoptSocket(fd: number): ServerHandle {
+  const { TCP, constants } = tcpWrap();
+  // A TCP wrap takes any stream socket fd; getsockname then tells a unix socket (address '') from an IP one.
+  const handle = new TCP(constants.SERVER);
+  const error = handle.open(fd);
+  if (error) throw errnoError(error, 'open');
+  return { fd, close: (callback) => handle.close(callback), getsockname: (out) => handle.getsockname!(out) };
+}
+
+/** The address a handle is bound to (getsockname). */
+export function socketName(handle: ServerHandle): SocketName {
+  const out: Record<string, unknown> = {};
+  const error = handle.getsockname?.(out);
+  if (error) throw errnoError(error, 'getsockname');
+  return {
+    address: typeof out.address === 'string' ? out.address : '',
+    family: typeof out.family === 'string' ? out.family : undefined,
+    port: typeof out.port === 'number' ? out.port : undefined,
+  };
+}
+
 type HttpSocket = net.Socket & { _httpMessage?: ServerResponse | null; parser?: unknown };
 
 let drainInternalsChecked = false;

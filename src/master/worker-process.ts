@@ -21,6 +21,10 @@ export interface WorkerSpec {
   slot: number;
   /** How many workers crashed in this slot before this one. */
   restarts: number;
+  /** For a program that knows no IPC stop message: the signal that asks it to drain and exit. */
+  stopSignal?: NodeJS.Signals | undefined;
+  /** For a program that may never say it is ready: ms after which it counts as ready while it runs. */
+  readyDelay?: number | undefined;
 }
 
 interface WorkerEvents {
@@ -51,6 +55,9 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
   /** Writes the lines this worker hands over (see `relayLogger`). */
   private readonly workerLog: Logger;
   private killTimer: NodeJS.Timeout | undefined;
+  private readyDelayTimer: NodeJS.Timeout | undefined;
+  /** The signal that stops this worker, when it knows no stop message: dying of it is a clean stop. */
+  readonly stopSignal: NodeJS.Signals | undefined;
 
   /** `log` is the master's logger; `workerLog` writes what the worker itself logs. */
   constructor(spec: WorkerSpec, log: Logger, workerLog: Logger) {
@@ -59,6 +66,7 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
     this.slot = spec.slot;
     this.restarts = spec.restarts;
     this.buildId = spec.buildId;
+    this.stopSignal = spec.stopSignal;
     const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...spec.listenerFds, 'ipc'];
     this.child = spawn(spec.command, spec.args, { env: spec.env, stdio });
     const identity = { workerPid: this.child.pid, generation: spec.generation, buildId: spec.buildId };
@@ -67,6 +75,7 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         clearTimeout(this.killTimer);
+        clearTimeout(this.readyDelayTimer);
         this.phase = 'exited';
         this.exitInfo = { code, signal };
         resolve(this.exitInfo);
@@ -85,6 +94,10 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
     });
     this.child.on('message', (message) => this.onMessage(message));
     this.log.info('worker started');
+    if (spec.readyDelay !== undefined) {
+      const readyDelay = spec.readyDelay;
+      this.readyDelayTimer = setTimeout(() => this.becomeReady({ readyDelay }), readyDelay);
+    }
   }
 
   get pid(): number | undefined {
@@ -99,10 +112,7 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
 
   private onMessage(message: unknown): void {
     if (isReadyMessage(message)) {
-      if (this.phase !== 'starting') return;
-      this.phase = 'ready';
-      this.log.info({ startupMs: Date.now() - this.startedAt }, 'worker ready');
-      this.emit('ready');
+      this.becomeReady({});
     } else if (isRestartMessage(message)) {
       this.emit('restart');
     } else {
@@ -113,13 +123,23 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
     }
   }
 
+  private becomeReady(how: { readyDelay?: number }): void {
+    if (this.phase !== 'starting') return;
+    clearTimeout(this.readyDelayTimer);
+    this.phase = 'ready';
+    this.log.info({ startupMs: Date.now() - this.startedAt, ...how }, 'worker ready');
+    this.emit('ready');
+  }
+
   /** Asks the worker to drain and exit; kills it when `timeout` passes. Resolves on exit. */
   stop(timeout: number): Promise<WorkerExit> {
     if (this.phase === 'exited' || this.phase === 'draining') return this.exited;
     this.phase = 'draining';
     this.stopRequested = true;
     const message: StopMessage = { overseer: 'stop', timeout };
-    if (this.child.connected) {
+    if (this.stopSignal !== undefined) {
+      this.signal(this.stopSignal);
+    } else if (this.child.connected) {
       this.child.send(message, (error) => {
         // The channel closed under us: the worker is on its way out, or wedged. SIGTERM is the fallback ask.
         if (error) this.signal('SIGTERM');

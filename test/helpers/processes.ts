@@ -15,6 +15,9 @@ export function tempMarker(): string {
 
 export const DIST_INDEX = pathToFileURL(join(import.meta.dirname, '..', '..', 'dist', 'index.js')).href;
 
+/** The real `overseer` command line (it runs dist/, built by `npm run build`). */
+export const CLI_BIN = join(import.meta.dirname, '..', '..', 'bin', 'overseer.js');
+
 /** pino as this checkout installed it, for test programs that live outside the checkout. */
 export const PINO_URL = pathToFileURL(createRequire(import.meta.url).resolve('pino')).href;
 
@@ -43,8 +46,11 @@ export class MasterProcess {
   private readonly waiters = new Set<() => void>();
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(script: string, env: NodeJS.ProcessEnv = {}, args: string[] = []) {
-    this.child = spawn(process.execPath, [script, ...args], {
+  /** `launcher` starts node through another program (`systemd-socket-activate -l ... node`) that execs it. */
+  constructor(script: string, env: NodeJS.ProcessEnv = {}, args: string[] = [], launcher?: { command: string; args: string[] }) {
+    const command = launcher?.command ?? process.execPath;
+    const argv = launcher ? [...launcher.args, process.execPath, script, ...args] : [script, ...args];
+    this.child = spawn(command, argv, {
       env: { ...process.env, ...env },
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -117,6 +123,32 @@ export class MasterProcess {
     });
   }
 
+  /** Waits for a line of other output (not a JSON log line) matching `pattern`. */
+  waitForOutput(pattern: RegExp, timeoutMs = 15_000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.otherOutput.find((line) => pattern.test(line));
+        if (found !== undefined) {
+          cleanup();
+          resolve(found);
+        } else if (this.child.exitCode !== null || this.child.signalCode !== null) {
+          cleanup();
+          reject(new Error(`process exited before printing ${pattern}; output:\n${this.describe()}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`no output line matching ${pattern} within ${timeoutMs} ms; output:\n${this.describe()}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
   /** The first bound address, once the master has bound it. */
   async address(index = 0): Promise<string> {
     const line = await this.waitForLog('bound', { count: index + 1 });
@@ -162,6 +194,11 @@ export class MasterProcess {
 
 export function startMaster(script: string, env: NodeJS.ProcessEnv = {}, args: string[] = []): MasterProcess {
   return new MasterProcess(script, env, args);
+}
+
+/** Starts `overseer <args>` (the real binary) in its own process group, like `startMaster`. */
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}, launcher?: { command: string; args: string[] }): MasterProcess {
+  return new MasterProcess(CLI_BIN, env, args, launcher);
 }
 
 /** For afterEach: kills every master group a test started and removes its temporary files. */

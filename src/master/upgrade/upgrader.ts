@@ -3,15 +3,16 @@ import { join } from 'node:path';
 import { ChecksumError, describeError } from '../../errors.js';
 import type { FetchedBuild } from '../../fetchers/fetcher.js';
 import type { Logger } from '../../logger.js';
-import type { RestartOutcome } from '../generation.js';
+import type { Build, RestartOutcome } from '../generation.js';
 import { detectBuildKind } from './build-kind.js';
 import { download, gunzipFile, isGzip } from './download.js';
 import { install, restorePrevious } from './install.js';
 import { buildPaths, type BuildPaths } from './paths.js';
-import { activateRelease, currentRelease, detectArchive, extractRelease, pruneReleases } from './archive.js';
+import { activateRelease, currentRelease, detectArchive, extractRelease, pruneReleases, type ExtractLimits } from './archive.js';
 import type { ReleaseLayout } from './layout.js';
 import { verifyFile, type MinisignPublicKey } from './minisign.js';
 import { sanityCheck } from './sanity.js';
+import type { InstalledVersions } from './versions.js';
 import type { UpgradeOutcome, UpgradeRecord } from './status.js';
 
 export interface UpgraderOptions {
@@ -21,19 +22,26 @@ export interface UpgraderOptions {
   execArgv: readonly string[];
   args: readonly string[];
   runningId: string;
+  runningVersion: string | undefined;
+  /** Where installed builds' versions are remembered across restarts of the master. */
+  versions: InstalledVersions;
   maxBuildSize: number;
   sanityTimeout: number;
   preUpgrade: ((tempPath: string) => unknown) | undefined;
   noRestartAfterFetch: boolean;
+  /** For builds that are not overseer programs (`overseer run -- <command>`): no run() answers a sanity check, so the readiness-gated restart is the check. */
+  skipSanityCheck?: boolean;
   /** Set when the master runs from a release layout: app archives are installed there. */
   layout: ReleaseLayout | undefined;
   /** Releases kept in `releases/` besides the running and previous ones. */
   keepReleases: number;
+  /** What an archive may unpack to. */
+  releaseLimits: ExtractLimits;
   /** When set, every build must carry a valid minisign signature made with this key. */
   publicKey: MinisignPublicKey | undefined;
   log: Logger;
-  /** The master's graceful restart onto the installed build. */
-  restart(reason: string): Promise<RestartOutcome>;
+  /** The master's graceful restart onto the installed build, which is `build`. */
+  restart(reason: string, build: Build): Promise<RestartOutcome>;
   /** Aborted when the master shuts down: stops a download or sanity check under way. */
   signal: AbortSignal;
 }
@@ -69,6 +77,7 @@ export class Upgrader {
 
   constructor(private readonly options: UpgraderOptions) {
     this.runningId = options.runningId;
+    this.runningVersion = options.runningVersion;
     this.paths = buildPaths(options.binPath);
   }
 
@@ -118,18 +127,22 @@ export class Upgrader {
       const kind = await detectBuildKind(this.paths.next);
       // A program is started directly: it must be executable for its sanity check and from then on.
       if (kind === 'native') await chmod(this.paths.next, 0o755);
-      try {
-        await sanityCheck(this.paths.next, { ...this.options, kind, timeoutMs: this.options.sanityTimeout, signal: this.options.signal });
-      } catch (error) {
-        throw new Rejection('rejected', describeError(error), buildId);
+      if (this.options.skipSanityCheck) {
+        log.info({ buildId, kind }, 'upgrade: sanity check skipped (a plain command): the restart checks the build');
+      } else {
+        try {
+          await sanityCheck(this.paths.next, { ...this.options, kind, timeoutMs: this.options.sanityTimeout, signal: this.options.signal });
+        } catch (error) {
+          throw new Rejection('rejected', describeError(error), buildId);
+        }
+        log.info({ buildId, kind }, 'upgrade: sanity check passed');
       }
-      log.info({ buildId, kind }, 'upgrade: sanity check passed');
       await install(this.paths);
       log.info({ buildId, previous: this.paths.previous }, 'upgrade: build installed');
       if (this.options.noRestartAfterFetch) {
         return this.finish(log, { outcome: 'installed', buildId, version: build.version, source, reason: 'noRestartAfterFetch: the next restart runs it' });
       }
-      const outcome = await this.options.restart(`upgrade to build ${buildId.slice(0, 12)}${build.version ? ` (${build.version})` : ''}`);
+      const outcome = await this.options.restart(`upgrade to build ${buildId.slice(0, 12)}${build.version ? ` (${build.version})` : ''}`, { buildId, kind });
       if (!outcome.ok) {
         await restorePrevious(this.paths);
         this.rejected.set(buildId, outcome.reason);
@@ -137,6 +150,7 @@ export class Upgrader {
       }
       this.runningId = buildId;
       this.runningVersion = build.version;
+      await this.options.versions.remember(buildId, build.version);
       return this.finish(log, { outcome: 'installed', buildId, version: build.version, source, reason: undefined });
     } catch (error) {
       build.stream.destroy();
@@ -172,7 +186,7 @@ export class Upgrader {
     try {
       // A release left by an upgrade that was cut short (the master died mid-way) is extracted afresh.
       if (buildId !== previous) await rm(join(releasesDir, buildId), { recursive: true, force: true });
-      releaseDir = buildId === previous ? join(releasesDir, buildId) : await extractRelease(this.paths.download, releasesDir, buildId);
+      releaseDir = buildId === previous ? join(releasesDir, buildId) : await extractRelease(this.paths.download, releasesDir, buildId, this.options.releaseLimits);
     } catch (error) {
       throw new Rejection('rejected', describeError(error), buildId);
     }
@@ -191,18 +205,22 @@ export class Upgrader {
       }
     }
     const kind = await detectBuildKind(entry);
-    try {
-      await sanityCheck(entry, { ...this.options, kind, timeoutMs: this.options.sanityTimeout, signal: this.options.signal });
-    } catch (error) {
-      throw new Rejection('rejected', describeError(error), buildId);
+    if (this.options.skipSanityCheck) {
+      log.info({ buildId, kind }, 'upgrade: sanity check skipped (a plain command): the restart checks the build');
+    } else {
+      try {
+        await sanityCheck(entry, { ...this.options, kind, timeoutMs: this.options.sanityTimeout, signal: this.options.signal });
+      } catch (error) {
+        throw new Rejection('rejected', describeError(error), buildId);
+      }
+      log.info({ buildId, kind }, 'upgrade: sanity check passed');
     }
-    log.info({ buildId, kind }, 'upgrade: sanity check passed');
     await activateRelease(layout.root, buildId);
     log.info({ buildId, previous }, 'upgrade: release activated');
     if (this.options.noRestartAfterFetch) {
       return this.finish(log, { outcome: 'installed', buildId, version: build.version, source, reason: 'noRestartAfterFetch: the next restart runs it' });
     }
-    const outcome = await this.options.restart(`upgrade to release ${buildId.slice(0, 12)}${build.version ? ` (${build.version})` : ''}`);
+    const outcome = await this.options.restart(`upgrade to release ${buildId.slice(0, 12)}${build.version ? ` (${build.version})` : ''}`, { buildId, kind });
     if (!outcome.ok) {
       if (previous) await activateRelease(layout.root, previous);
       this.rejected.set(buildId, outcome.reason);
@@ -210,6 +228,7 @@ export class Upgrader {
     }
     this.runningId = buildId;
     this.runningVersion = build.version;
+    await this.options.versions.remember(buildId, build.version);
     const removed = await pruneReleases(layout.root, this.options.keepReleases, previous ? [buildId, previous] : [buildId]).catch((error: unknown) => {
       log.warn({ reason: describeError(error) }, 'upgrade: old releases could not be removed');
       return [];
