@@ -667,6 +667,19 @@ describe('HTTPFetcher signatures and forget', () => {
     expect(failing.message).toMatch(/^signatureUrl: fetch of .*\/broken\.minisig answered HTTP 500.*signatureUrl: false/);
   });
 
+  it('turns a build body cut short while the signature was being fetched into a FetchError naming the server', async () => {
+    const body = randomBytesOf(100_000, 13);
+    const server = await startServer(cleanups, (req, res) => {
+      if (req.url === '/app.mjs.minisig') return void setTimeout(() => res.writeHead(404).end(), 300);
+      res.writeHead(200, { 'content-length': body.length });
+      res.write(body.subarray(0, 1000), () => res.socket?.destroy());
+    });
+    const build = expectBuild(await signingFetcherFor({ url: `${server.origin}/app.mjs` }).fetch(signal()));
+    const error = await streamError(build.stream);
+    expect(error).toBeInstanceOf(FetchError);
+    expect((error as FetchError).message).toMatch(/download from http:\/\/127\.0\.0\.1:\d+\/app\.mjs was cut short/);
+  });
+
   it('forget() drops the validators: the next fetch asks without them and downloads the build again', async () => {
     const current = { body: randomBytesOf(20_000, 12) };
     const server = await startServer(cleanups, etagHandler(current));

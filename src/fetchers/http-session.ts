@@ -270,7 +270,11 @@ export class HttpSession {
       },
     });
     const stages: (Readable | Transform)[] = [response.body, ...decoders];
-    for (const stage of stages) stage.on('error', (error: Error) => upstreamErrors.add(error));
+    for (const stage of stages) {
+      // The body may have failed already, while a checksum or signature was being fetched.
+      if (stage.errored) upstreamErrors.add(stage.errored);
+      stage.on('error', (error: Error) => upstreamErrors.add(error));
+    }
     pipeline([...stages, guard], () => {});
     return { stream: guard, received: () => received };
   }
