@@ -1,17 +1,15 @@
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/errors.js';
 import { chooseAsset, type GitHubRelease } from '../src/fetchers/github-release.js';
 import { GitHubFetcher, type GitHubFetcherOptions } from '../src/fetchers/github.js';
 import type { Logger } from '../src/logger.js';
 import { expectBuild, readAll, rejection, within, seededBytes as bytesOf } from './helpers/fetch-results.js';
-import { startServer, type TestServer } from './helpers/http-server.js';
+
 import { memoryLogger, type LoggedLine } from './helpers/memory-logger.js';
+import { FakeGitHub, OWNER, REPO, release, withChecksums } from './helpers/fake-github.js';
 
 const TOKEN = 'ghp_s3cr3tTokenValue0123456789abcdef';
-const OWNER = 'acme';
-const REPO = 'app';
 
 const cleanups: Array<() => void | Promise<void>> = [];
 let savedToken: string | undefined;
@@ -28,152 +26,12 @@ afterEach(async () => {
 
 const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
 
-interface FakeAsset {
-  name: string;
-  bytes: Buffer;
-}
-
-interface FakeRelease {
-  tag: string;
-  prerelease?: boolean;
-  draft?: boolean;
-  publishedAt: string;
-  assets: FakeAsset[];
-}
-
-/**
- * The parts of GitHub's REST API the fetcher uses, as documented: release JSON, ETags and 304s,
- * rate-limit answers, and the asset endpoint redirecting to a storage host on another origin.
- */
-class FakeGitHub {
-  /** Newest first, as GitHub lists them. */
-  releases: FakeRelease[] = [];
-  /** When set, every API request answers this. */
-  limited: { status: number; headers: Record<string, string> } | undefined;
-  /** A token the API requires (404 without it, as GitHub answers for a private repository). */
-  requiredToken: string | undefined;
-  /** Whether downloads bump `download_count`, which changes the release's ETag, as on GitHub. */
-  countDownloads = false;
-  /** The ETag of every 200 release answer, in order. */
-  readonly etags: string[] = [];
-  private readonly ids = new Map<string, { id: number; bytes: Buffer; downloads: number }>();
-
-  constructor(
-    readonly api: TestServer,
-    readonly storage: TestServer,
-  ) {}
-
-  static async start(): Promise<FakeGitHub> {
-    let github: FakeGitHub | undefined;
-    const storage = await startServer(cleanups, (req, res) => github!.serveStorage(req, res));
-    const api = await startServer(cleanups, (req, res) => github!.serveApi(req, res));
-    github = new FakeGitHub(api, storage);
-    return github;
-  }
-
-  fetcher(options: Partial<GitHubFetcherOptions> = {}, log: Logger = memoryLogger(), runningVersion?: string): GitHubFetcher {
-    const fetcher = new GitHubFetcher({ owner: OWNER, repo: REPO, apiUrl: this.api.origin, ...options });
-    fetcher.init({ runningId: '0'.repeat(64), runningVersion, binPath: '/nonexistent/app', log });
-    return fetcher;
-  }
-
-  /** API requests for asset bytes (`/releases/assets/:id`). */
-  assetRequests(): TestServer['requests'] {
-    return this.api.requests.filter((request) => request.url.includes('/releases/assets/'));
-  }
-
-  private assetId(release: FakeRelease, asset: FakeAsset): number {
-    const key = `${release.tag}/${asset.name}`;
-    let entry = this.ids.get(key);
-    if (!entry) {
-      entry = { id: 1000 + this.ids.size, bytes: asset.bytes, downloads: 0 };
-      this.ids.set(key, entry);
-    }
-    entry.bytes = asset.bytes;
-    return entry.id;
-  }
-
-  private releaseJson(release: FakeRelease): object {
-    const base = `${this.api.origin}/repos/${OWNER}/${REPO}`;
-    return {
-      url: `${base}/releases/${release.tag}`,
-      id: 1,
-      tag_name: release.tag,
-      name: release.tag,
-      draft: release.draft === true,
-      prerelease: release.prerelease === true,
-      created_at: release.publishedAt,
-      published_at: release.draft ? null : release.publishedAt,
-      assets: release.assets.map((asset) => {
-        const id = this.assetId(release, asset);
-        return {
-          url: `${base}/releases/assets/${id}`,
-          browser_download_url: `https://github.com/${OWNER}/${REPO}/releases/download/${release.tag}/${asset.name}`,
-          id,
-          name: asset.name,
-          label: '',
-          state: 'uploaded',
-          content_type: 'application/octet-stream',
-          size: asset.bytes.length,
-          download_count: this.countDownloads ? [...this.ids.values()].find((entry) => entry.id === id)!.downloads : 0,
-        };
-      }),
-    };
-  }
-
-  private serveApi(req: IncomingMessage, res: ServerResponse): void {
-    if (this.limited) return void res.writeHead(this.limited.status, { 'content-type': 'application/json', ...this.limited.headers }).end('{"message":"API rate limit exceeded"}');
-    if (this.requiredToken !== undefined && req.headers.authorization !== `Bearer ${this.requiredToken}`) {
-      return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"Not Found"}');
-    }
-    const url = new URL(req.url ?? '/', this.api.origin);
-    const prefix = `/repos/${OWNER}/${REPO}/releases`;
-    const asset = new RegExp(`^${prefix}/assets/(\\d+)$`).exec(url.pathname);
-    if (asset) {
-      if (req.headers.accept !== 'application/octet-stream') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"asset":"metadata"}');
-      return void res.writeHead(302, { location: `${this.storage.origin}/objects/${asset[1]}?X-Amz-Signature=signed-${asset[1]}` }).end();
-    }
-    let body: unknown;
-    if (url.pathname === `${prefix}/latest`) {
-      const latest = this.releases.find((release) => !release.draft && !release.prerelease);
-      if (!latest) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"Not Found"}');
-      body = this.releaseJson(latest);
-    } else if (url.pathname === prefix) {
-      body = this.releases.slice(0, Number(url.searchParams.get('per_page') ?? 30)).map((release) => this.releaseJson(release));
-    } else {
-      return void res.writeHead(404).end('{"message":"Not Found"}');
-    }
-    const json = JSON.stringify(body);
-    const etag = `W/"${sha256(json)}"`;
-    if (req.headers['if-none-match'] === etag) return void res.writeHead(304, { etag }).end();
-    this.etags.push(etag);
-    res.writeHead(200, { etag, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(json) }).end(json);
-  }
-
-  private serveStorage(req: IncomingMessage, res: ServerResponse): void {
-    const id = Number(/^\/objects\/(\d+)\?/.exec(req.url ?? '')?.[1]);
-    const entry = [...this.ids.values()].find((candidate) => candidate.id === id);
-    if (!entry) return void res.writeHead(404).end();
-    entry.downloads++;
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': entry.bytes.length }).end(entry.bytes);
-  }
-}
-
-function release(tag: string, assets: FakeAsset[], extra: Partial<FakeRelease> = {}): FakeRelease {
-  return { tag, publishedAt: '2026-01-01T00:00:00Z', assets, ...extra };
-}
-
-function withChecksums(assets: FakeAsset[]): FakeAsset[] {
-  const lines = assets.map((asset) => `${sha256(asset.bytes)}  ${asset.name}\n`).join('');
-  return [...assets, { name: 'checksums.txt', bytes: Buffer.from(lines) }];
-}
-
 const signal = () => new AbortController().signal;
 const API_PATH = `/repos/${OWNER}/${REPO}/releases/latest`;
 
 describe('GitHubFetcher', () => {
   it('fetches a new release: the bytes, the tag as version, the SHA-256 from checksums.txt', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     const build = { name: 'app-linux-x64.tar.gz', bytes: bytesOf(200_000, 1) };
     github.releases = [release('v1.2.0', withChecksums([build]))];
     const fetcher = github.fetcher();
@@ -196,7 +54,7 @@ describe('GitHubFetcher', () => {
   });
 
   it('asks with the ETag: an unchanged release is a 304, resolves undefined and downloads nothing', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     github.releases = [release('v1.0.0', [{ name: 'app.mjs', bytes: Buffer.from('export default 1;\n') }])];
     const fetcher = github.fetcher();
     await readAll(expectBuild(await fetcher.fetch(signal())).stream);
@@ -213,7 +71,7 @@ describe('GitHubFetcher', () => {
   });
 
   it('does not download the same tag again when only the release JSON changed (download counts)', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     github.countDownloads = true;
     github.releases = [release('v1.0.0', [{ name: 'app.mjs', bytes: Buffer.from('one') }])];
     const fetcher = github.fetcher();
@@ -225,7 +83,7 @@ describe('GitHubFetcher', () => {
   });
 
   it('forget() drops the ETag and the tag handed over: the next fetch downloads the same release again', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     const bytes = bytesOf(20_000, 9);
     github.releases = [release('v1.0.0', [{ name: 'app.mjs', bytes }])];
     const fetcher = github.fetcher();
@@ -242,7 +100,7 @@ describe('GitHubFetcher', () => {
   });
 
   it('remembers the ETag only once the asset was read to its end', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     const bytes = bytesOf(3_000_000, 2);
     github.releases = [release('v1.0.0', [{ name: 'app.bin', bytes }])];
     const fetcher = github.fetcher();
@@ -257,7 +115,7 @@ describe('GitHubFetcher', () => {
   });
 
   it('waits out a 403 rate limit until X-RateLimit-Reset: no request before it, one after', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     github.releases = [release('v1.0.0', [{ name: 'app.mjs', bytes: Buffer.from('x') }])];
     const lines: LoggedLine[] = [];
     const fetcher = github.fetcher({}, memoryLogger(lines));
@@ -285,7 +143,7 @@ describe('GitHubFetcher', () => {
   });
 
   it('waits out a 429 for its Retry-After seconds', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     github.releases = [release('v1.0.0', [{ name: 'app.mjs', bytes: Buffer.from('y') }])];
     const fetcher = github.fetcher({ token: TOKEN });
     github.limited = { status: 429, headers: { 'retry-after': '1' } };
@@ -304,7 +162,7 @@ describe('GitHubFetcher', () => {
 
   it('sends the token to the API only, never to the storage host, and never logs it or puts it in a message', async () => {
     process.env.GITHUB_TOKEN = TOKEN; // the default source of the token
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     github.requiredToken = TOKEN;
     const build = { name: 'app-linux-x64.tar.gz', bytes: bytesOf(50_000, 3) };
     github.releases = [release('v2.0.0', withChecksums([build]))];
@@ -340,7 +198,7 @@ describe('GitHubFetcher', () => {
   });
 
   it('refuses a release whose checksums file does not list the asset, downloading nothing more', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     const build = { name: 'app.mjs', bytes: Buffer.from('export default 2;\n') };
     github.releases = [release('v1.0.0', [build, { name: 'SHA256SUMS', bytes: Buffer.from(`${sha256('other')}  other.mjs\n`) }])];
     const error = await rejection(github.fetcher().fetch(signal()));
@@ -349,7 +207,7 @@ describe('GitHubFetcher', () => {
   });
 
   it('hands over the published checksum as it is (the pipeline compares it), from checksums.txt or <asset>.sha256', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     const build = { name: 'app.mjs', bytes: Buffer.from('export default 3;\n') };
     const published = 'f'.repeat(64); // not the build's hash: the upgrade pipeline is what refuses it
     github.releases = [release('v1.0.0', [build, { name: 'checksums.txt', bytes: Buffer.from(`${published} *./app.mjs\n`) }])];
@@ -364,7 +222,7 @@ describe('GitHubFetcher', () => {
   });
 
   it('refuses to guess between two builds for this machine, listing both; a rule picks one', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     const glibc = { name: `app-${process.platform}-${process.arch}.tar.gz`, bytes: Buffer.from('glibc') };
     const musl = { name: `app-${process.platform}-${process.arch}-musl.tar.gz`, bytes: Buffer.from('musl') };
     github.releases = [release('v1.0.0', withChecksums([glibc, musl]))];
@@ -384,7 +242,7 @@ describe('GitHubFetcher', () => {
   });
 
   it.runIf(process.platform === 'linux' && process.arch === 'x64')('picks the linux x64 build by default on this machine', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     const assets = [
       { name: 'app-darwin-arm64.tar.gz', bytes: Buffer.from('mac') },
       { name: 'app-linux-amd64.tar.gz', bytes: Buffer.from('linux') },
@@ -415,7 +273,7 @@ describe('GitHubFetcher', () => {
   });
 
   it('takes the newest non-draft release, pre-releases included, only with prerelease: true', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     const asset = (text: string) => [{ name: 'app.mjs', bytes: Buffer.from(text) }];
     github.releases = [
       release('v3.0.0', asset('draft'), { draft: true, publishedAt: '2026-03-01T00:00:00Z' }),
@@ -433,7 +291,7 @@ describe('GitHubFetcher', () => {
   });
 
   it('refuses a release older than or equal to the running version unless allowDowngrade', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     github.releases = [release('v1.9.0', [{ name: 'app.mjs', bytes: Buffer.from('old') }])];
     const lines: LoggedLine[] = [];
     expect(await github.fetcher({}, memoryLogger(lines), 'v2.0.0').fetch(signal())).toBeUndefined();
@@ -448,7 +306,7 @@ describe('GitHubFetcher', () => {
   });
 
   it('counts any different tag as new when the tags are not semver', async () => {
-    const github = await FakeGitHub.start();
+    const github = await FakeGitHub.start(cleanups);
     github.releases = [release('nightly-2026-01-01', [{ name: 'app.mjs', bytes: Buffer.from('n') }])];
     expect(await github.fetcher({}, undefined, 'nightly-2026-01-01').fetch(signal())).toBeUndefined();
     expect(expectBuild(await github.fetcher({}, undefined, 'nightly-2026-01-02').fetch(signal())).version).toBe('nightly-2026-01-01');

@@ -55,7 +55,7 @@ export function appSource(options: AppOptions = {}): string {
   }[startup];
   return `${options.top ?? ''}
 import http from 'node:http';
-import { run, restart, FileFetcher, HTTPFetcher, S3Fetcher } from ${JSON.stringify(DIST_INDEX)};
+import { run, restart, FileFetcher, HTTPFetcher, S3Fetcher, GitHubFetcher } from ${JSON.stringify(DIST_INDEX)};
 ${options.imports ?? ''}
 
 const REPLY = ${JSON.stringify(reply)};
