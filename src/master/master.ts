@@ -1,11 +1,9 @@
-import { join } from 'node:path';
 import type { ResolvedConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { ENV } from '../protocol.js';
 import { CrashBackoff } from './backoff.js';
 import { hashFile } from './build-id.js';
-import type { FetchedBuild } from '../fetchers/fetcher.js';
 import { awaitGenerationReady, Generation, type Build, type RestartOutcome } from './generation.js';
 import { bindAll, unlinkUnixSockets, type BoundListener } from './listeners.js';
 import { assertMasterInternals } from './node-internals.js';
@@ -14,14 +12,11 @@ import { SystemdNotifier } from './sd-notify.js';
 import { adoptActivatedSockets } from './socket-activation.js';
 import { installMasterSignals, type SignalBuffer } from './signals.js';
 import { detectBuildKind } from './upgrade/build-kind.js';
-import { FetchScheduler } from './upgrade/scheduler.js';
 import type { BuildStatus } from './upgrade/status.js';
 import type { GenerationStatus, MasterStatus } from './status.js';
 import { currentRelease } from './upgrade/archive.js';
 import { releaseLayoutOf, type ReleaseLayout } from './upgrade/layout.js';
-import { loadPublicKey } from './upgrade/minisign.js';
-import { Upgrader } from './upgrade/upgrader.js';
-import { InstalledVersions } from './upgrade/versions.js';
+import { SelfUpgrade } from './upgrade/self-upgrade.js';
 import { WorkerProcess } from './worker-process.js';
 import { startControlServer, type ControlServer } from './control.js';
 import { claimPidFile, type PidFile } from './pid-file.js';
@@ -57,12 +52,11 @@ export class Master {
   private readonly backoff = new CrashBackoff();
   private readonly replacementTimers = new Set<NodeJS.Timeout>();
   private removeSignalHandlers: (() => void) | undefined;
-  private upgrader: Upgrader | undefined;
+  private selfUpgrade: SelfUpgrade | undefined;
   private readonly startedAt = Date.now();
   /** Set when the master was started through a release layout's `current` link (app archives). */
   private readonly layout: ReleaseLayout | undefined;
   private lastRestart: (RestartOutcome & { at: string; reason: string }) | undefined;
-  private scheduler: FetchScheduler | undefined;
   private readonly log: Logger;
   /** Writes the lines workers hand over. */
   private readonly workerLog: Logger;
@@ -138,43 +132,17 @@ export class Master {
   }
 
   private async startFetching(runningId: string): Promise<void> {
-    const fetcher = this.config.fetcher!;
-    const publicKey = this.config.publicKey === undefined ? undefined : await loadPublicKey(this.config.publicKey);
-    const versions = new InstalledVersions(this.layout ? join(this.layout.root, 'current') : this.entry.binPath);
-    const runningVersion = await versions.versionOf(runningId);
-    const upgrader = new Upgrader({
-      versions,
-      runningVersion,
-      publicKey,
-      layout: this.layout,
-      keepReleases: this.config.keepReleases,
-      releaseLimits: { maxBytes: this.config.maxReleaseSize, maxEntries: this.config.maxReleaseFiles },
-      ...this.entry,
-      runningId,
-      maxBuildSize: this.config.maxBuildSize,
-      sanityTimeout: this.config.sanityTimeout,
-      preUpgrade: this.config.preUpgrade,
-      noRestartAfterFetch: this.config.noRestartAfterFetch,
-      // A plain command cannot answer run()'s sanity check: the restart's readiness gate checks it, and rolls back.
+    this.selfUpgrade = await SelfUpgrade.start({
+      config: this.config,
+      fetcher: this.config.fetcher!,
+      entry: this.entry,
       skipSanityCheck: this.entry.command !== undefined,
+      layout: this.layout,
+      runningId,
       log: this.log,
       restart: (reason, build) => this.restart(reason, build),
       signal: this.shutdownController.signal,
     });
-    this.upgrader = upgrader;
-    const scheduler = new FetchScheduler(fetcher, {
-      minFetchInterval: this.config.minFetchInterval,
-      fetchTimeout: this.config.fetchTimeout,
-      log: this.log,
-      onBuild: async (build: FetchedBuild, source: string) => void (await upgrader.upgrade(build, source, () => fetcher.forget?.())),
-      onStatus: (status) =>
-        this.log.info({ source: status.source, result: status.lastResult, reason: status.lastError, consecutiveFailures: status.consecutiveFailures }, 'source status'),
-    });
-    this.scheduler = scheduler;
-    await fetcher.init?.({ runningId, runningVersion, binPath: this.entry.binPath, log: this.log.child({ source: scheduler.source }) });
-    if (this.shuttingDown) return;
-    this.log.info({ source: scheduler.source, runningVersion, minFetchInterval: this.config.minFetchInterval }, 'watching for new builds');
-    scheduler.start();
   }
 
   /** Everything `overseer status` shows: the master, its generations and workers, its builds. */
@@ -211,17 +179,12 @@ export class Master {
 
   /** The running build, each source's last check and the last upgrade. */
   buildStatus(): BuildStatus {
-    return {
-      running: { buildId: this.upgrader?.runningId ?? this.current?.buildId ?? '', version: this.upgrader?.runningVersion },
-      sources: this.scheduler ? [{ ...this.scheduler.status }] : [],
-      lastUpgrade: this.upgrader?.lastUpgrade,
-    };
+    return this.selfUpgrade?.status() ?? { running: { buildId: this.current?.buildId ?? '', version: undefined }, sources: [], lastUpgrade: undefined };
   }
 
   /** Checks the sources now; resolves once the check, and any upgrade it led to, has ended. */
   async checkForUpgrade(): Promise<BuildStatus> {
-    await this.scheduler?.checkNow();
-    return this.buildStatus();
+    return (await this.selfUpgrade?.checkNow()) ?? this.buildStatus();
   }
 
   /**
@@ -437,7 +400,7 @@ export class Master {
     void this.systemd?.stopping();
     const workers = this.liveWorkers();
     this.shutdownController.abort();
-    this.scheduler?.stop();
+    this.selfUpgrade?.stop();
     for (const timer of this.replacementTimers) clearTimeout(timer);
     await Promise.all(workers.map((worker) => worker.stop(this.config.terminateTimeout)));
     this.closeListeners();
