@@ -1,12 +1,12 @@
-// The same handler under overseer. The master logs `bound` with the chosen port on stderr.
+// The same server under overseer. The master logs `bound` with the chosen port on stderr.
 import http from 'node:http';
 import { run } from 'overseer';
-import { handler } from './handler.mjs';
+import { createHandler, loadBuild } from './handler.mjs';
 
 await run({
-  address: '127.0.0.1:0',
+  address: `127.0.0.1:${process.env.PORT ?? 0}`,
   workers: Number(process.env.BENCH_WORKERS ?? 1),
   program: async (state) => {
-    await state.serve(http.createServer(handler));
+    await state.serve(http.createServer(createHandler(await loadBuild())));
   },
 });

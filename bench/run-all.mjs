@@ -1,0 +1,129 @@
+// `npm run bench`: every benchmark in one run, on one machine, against the same peers (bare
+// `node server.js`, PM2 in cluster mode, overseer; 1 and 2 workers), written to bench/results.md.
+// Reports, never gates: exits 0 whatever the numbers, 1 only if a run crashed.
+//   BENCH_DURATION  seconds of each restart-every-second run and of the bad-build watch (30)
+//   BENCH_ROUNDS, BENCH_ROUND  throughput rounds (3) and seconds per round (BENCH_DURATION / 3)
+//   BENCH_REPEAT    restarts timed per peer, and upgrade runs (5)
+//   BENCH_LONG_MS   the long request (10000)
+//   BENCH_ONLY      comma-separated sections: throughput,restarts,long,bad-build,restart-time,upgrade
+//   BENCH_OUT       file name under bench/ (results.md)
+import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { CONNECTIONS } from './lib/load.mjs';
+import { PM2_SETTINGS } from './lib/pm2.mjs';
+import { killEverything } from './lib/processes.mjs';
+import { badBuildTable, measureBadBuild } from './suite/bad-build.mjs';
+import { longRequestTable, measureLongRequest } from './suite/long-request.mjs';
+import { measureRestarts, restartsTable } from './suite/restarts.mjs';
+import { measureRestartTime, restartTimeTable } from './suite/restart-time.mjs';
+import { median, verdict } from './suite/stats.mjs';
+import { measureThroughput, throughputRatios, throughputTable } from './suite/throughput.mjs';
+
+const env = (name, fallback) => (process.env[name] ? Number(process.env[name]) : fallback);
+const DURATION = env('BENCH_DURATION', 30);
+const options = {
+  duration: DURATION,
+  window: DURATION,
+  rounds: env('BENCH_ROUNDS', 3),
+  roundSeconds: env('BENCH_ROUND', Math.max(1, Math.round(DURATION / 3))),
+  repeat: env('BENCH_REPEAT', 5),
+  longMs: env('BENCH_LONG_MS', 10_000),
+  connections: CONNECTIONS,
+};
+const ONLY = process.env.BENCH_ONLY?.split(',');
+const wanted = (section) => !ONLY || ONLY.includes(section);
+const OUT = process.env.BENCH_OUT ?? 'results.md';
+const started = Date.now();
+const log = (line) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
+const load = () => os.loadavg().map((v) => v.toFixed(2)).join(', ');
+const require = createRequire(import.meta.url);
+
+function header(loadAtStart) {
+  const cpus = os.cpus();
+  return [
+    '# Benchmarks',
+    '',
+    `- machine: ${cpus.length} cores, ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; ${os.type()} ${os.release()} (${os.platform()}/${os.arch()})`,
+    `- Node ${process.version}; PM2 ${require('pm2/package.json').version}; autocannon ${require('autocannon/package.json').version}`,
+    `- date: ${new Date(started).toISOString()}; took ${Math.round((Date.now() - started) / 60_000)} min; load average (1, 5, 15 min) at the start ${loadAtStart}, at the end ${load()}`,
+    `- the machine is shared: other jobs may have run at the same time`,
+    `- PM2: cluster mode, \`wait_ready: true\`, \`listen_timeout: ${PM2_SETTINGS.listen_timeout}\` (its docs' example), \`kill_timeout: ${PM2_SETTINGS.kill_timeout}\` ` +
+      "(overseer's terminateTimeout; PM2's default 1600 and its docs' 3000 would cut the long request); the app calls `process.send('ready')` once listening and drains on SIGINT. " +
+      "Reloads call PM2's API (what `pm2 reload <name>` does) from the bench, so the CLI's start-up is not counted.",
+    `- overseer: defaults (readyTimeout and terminateTimeout 30 s)`,
+    '- every server runs the same handler (`bench/servers/handler.mjs`), and replies with the build it runs in an `x-build` header',
+  ].join('\n');
+}
+
+function goals(sections) {
+  const lines = ['## Goals', ''];
+  if (sections.restarts) {
+    for (const r of sections.restarts.filter((row) => row.peer.kind === 'overseer')) {
+      lines.push(`- 0 errors restarting every second, ${r.peer.name}, ${r.pattern.name}: ${verdict(r.errors === 0)} (${r.errors})`);
+    }
+  }
+  if (sections.badBuild) {
+    for (const r of sections.badBuild.filter((row) => row.peer.kind === 'overseer')) {
+      lines.push(`- 0 errors and still up after a bad build, ${r.peer.name}: ${verdict(r.during.failed === 0 && r.up)} (${r.during.failed} failed, ${r.up ? 'up' : 'down'})`);
+    }
+  }
+  if (sections.throughput) {
+    const ratios = throughputRatios(sections.throughput);
+    for (const key of ['overseer-1', 'overseer-2']) {
+      for (const [pattern, ratio] of Object.entries(ratios[key])) {
+        lines.push(`- steady throughput >= 0.97 x bare, ${key.replace('-', ', ')} worker(s), ${pattern}: ${verdict(ratio.median >= 0.97)} (${ratio.median.toFixed(3)}, rounds ${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})`);
+      }
+    }
+  }
+  if (sections.restartTime) {
+    const bare = median(sections.restartTime[0].times);
+    for (const r of sections.restartTime.filter((row) => row.peer.kind === 'overseer')) {
+      const overhead = median(r.times) - bare;
+      lines.push(`- restart within 50 ms of bare start-up, ${r.peer.name}: ${verdict(overhead <= 50)} (${Math.round(median(r.times))} vs ${Math.round(bare)} ms, +${Math.round(overhead)} ms)`);
+    }
+  }
+  return lines.join('\n');
+}
+
+try {
+  const loadAtStart = load();
+  log(`load average ${loadAtStart}`);
+  const sections = {};
+  const body = [];
+  if (wanted('throughput')) {
+    sections.throughput = await measureThroughput({ ...options, log });
+    body.push('## Throughput, steady', '', throughputTable(sections.throughput, options));
+  }
+  if (wanted('restarts')) {
+    sections.restarts = await measureRestarts({ ...options, log });
+    body.push('## Restarting every second under load', '', restartsTable(sections.restarts, options));
+  }
+  if (wanted('long')) {
+    sections.long = await measureLongRequest({ ...options, log });
+    body.push('## A long request across a restart', '', longRequestTable(sections.long, options));
+  }
+  if (wanted('bad-build')) {
+    sections.badBuild = await measureBadBuild({ ...options, log });
+    body.push('## A restart to a build that throws at start', '', badBuildTable(sections.badBuild, options));
+  }
+  if (wanted('restart-time')) {
+    sections.restartTime = await measureRestartTime({ ...options, log });
+    body.push('## Restart time and manager memory', '', restartTimeTable(sections.restartTime, options));
+  }
+  if (wanted('upgrade')) {
+    const { runUpgradeBench } = await import('./upgrade.mjs');
+    body.push('## Self-upgrade (overseer only)', '', (await runUpgradeBench({ log })).replace(/^Goals:$/m, 'Upgrade goals:'));
+  }
+  const text = [header(loadAtStart), goals(sections), ...body].join('\n\n');
+  console.log(text);
+  writeFileSync(new URL(OUT, import.meta.url), `${text}\n`);
+  log(`wrote bench/${OUT}`);
+} catch (error) {
+  console.error(error);
+  process.exitCode = 1;
+} finally {
+  killEverything();
+  // PM2's API client keeps sockets open after the daemon is gone: leave without waiting on them.
+  process.exit();
+}

@@ -1,0 +1,75 @@
+// Restart time (signal to the new build's first reply) against bare `node server.js` start-up
+// (spawn to first reply), and the manager's memory idle and while it hands over.
+import { freePort, PEERS, startBare, startPeer, BuildFile } from '../lib/peers.mjs';
+import { killGroup, makeTempDir, removeDir } from '../lib/processes.mjs';
+import { firstReplyFrom } from '../lib/probe.mjs';
+import { mb, median, rssKb, round, sampleRss, sleep } from './stats.mjs';
+
+async function bareStartups(repeat) {
+  const dir = makeTempDir('overseer-bench-startup-');
+  const build = new BuildFile(dir);
+  const times = [];
+  try {
+    for (let i = 1; i <= repeat; i++) {
+      const port = await freePort();
+      build.write(`s${i}`);
+      const t0 = Date.now();
+      const started = startBare(build, port);
+      const at = await firstReplyFrom(port, `s${i}`, { everyMs: 1, timeoutMs: 30_000 });
+      times.push(at - t0);
+      killGroup((await started).child.pid);
+      await sleep(300);
+    }
+  } finally {
+    removeDir(dir);
+  }
+  return times;
+}
+
+export async function measureRestartTime({ repeat, log }) {
+  log(`bare node start-up to first reply (${repeat} runs)`);
+  const rows = [{ peer: PEERS[0], times: await bareStartups(repeat) }];
+  for (const peer of PEERS.filter((p) => p.kind !== 'bare')) {
+    log(`restart time and manager memory, ${peer.name} (${repeat} runs)`);
+    const running = await startPeer(peer);
+    try {
+      await sleep(2000); // start-up settles: lazy loads, GC
+      const idle = [];
+      for (let i = 0; i < 100; i++) { idle.push(rssKb(running.managerPid)); await sleep(10); }
+      const sampler = sampleRss(running.managerPid);
+      const times = [];
+      for (let i = 1; i <= repeat; i++) {
+        running.build.write(`r${i}`);
+        const t0 = Date.now();
+        const restart = running.restart();
+        const at = await firstReplyFrom(running.port, `r${i}`, { everyMs: 1 });
+        times.push(at - t0);
+        await restart;
+        if (running.waitForDrained) await running.waitForDrained(i);
+        await sleep(300);
+      }
+      const handoff = sampler.stop();
+      rows.push({ peer, times, idleKb: median(idle), peakKb: Math.max(...handoff) });
+    } finally {
+      await running.stop();
+    }
+  }
+  return rows;
+}
+
+export function restartTimeTable(rows, { repeat }) {
+  const bare = median(rows[0].times);
+  const lines = [
+    `Restart time: from the signal (bare node: spawning \`node server.js\`; PM2: the reload call; overseer: SIGUSR2) to the first reply from the new build, ` +
+      `polling \`GET /\` on a new connection every 1 ms; ${repeat} runs each. Manager memory: RSS of overseer's master or PM2's daemon (God), idle (median over 1 s) and the peak while it hands over (sampled every 10 ms through the ${repeat} restarts). MB = 2^20 bytes.`,
+    '',
+    '| peer | median (ms) | each run (ms) | ratio to bare start-up | overhead (ms) | manager RSS idle (MB) | manager RSS peak in handoffs (MB) |',
+    '|---|---:|---|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    const mine = median(r.times);
+    const name = r.peer.kind === 'bare' ? 'bare node, start-up' : r.peer.name;
+    lines.push(`| ${name} | ${round(mine)} | ${r.times.join(', ')} | ${(mine / bare).toFixed(2)} | ${round(mine - bare)} | ${mb(r.idleKb)} | ${mb(r.peakKb)} |`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,65 @@
+// Steady throughput, every peer alive at once and loaded in turn: rounds alternate the peers (in
+// a rotating order) so that drift on a shared machine hits them all alike; each figure is the
+// median over rounds, each ratio the median of per-round ratios to bare Node in the same round.
+import { loadTest, PATTERNS } from '../lib/load.mjs';
+import { PEERS, startPeer } from '../lib/peers.mjs';
+import { median, ms, round } from './stats.mjs';
+
+export async function measureThroughput({ rounds, roundSeconds, log }) {
+  const running = [];
+  const results = {};
+  try {
+    for (const peer of PEERS) running.push(await startPeer(peer));
+    for (const pattern of PATTERNS) {
+      for (const r of running) await loadTest(r.port, pattern, 2); // warm-up: JIT, connection setup
+    }
+    for (let i = 0; i < rounds; i++) {
+      for (const pattern of PATTERNS) {
+        const order = running.map((_, j) => running[(j + i) % running.length]);
+        for (const r of order) {
+          log(`throughput round ${i + 1}/${rounds}, ${pattern.name}, ${r.peer.name} (${roundSeconds} s)`);
+          const result = await loadTest(r.port, pattern, roundSeconds);
+          ((results[r.peer.key] ??= {})[pattern.key] ??= []).push(result);
+        }
+      }
+    }
+  } finally {
+    for (const r of running) await r.stop();
+  }
+  return results;
+}
+
+export function throughputRatios(results) {
+  const ratios = {};
+  for (const peer of PEERS) {
+    for (const pattern of PATTERNS) {
+      const mine = results[peer.key][pattern.key];
+      const bare = results.bare[pattern.key];
+      const perRound = mine.map((r, i) => r.rps / bare[i].rps);
+      (ratios[peer.key] ??= {})[pattern.key] = { median: median(perRound), min: Math.min(...perRound), max: Math.max(...perRound) };
+    }
+  }
+  return ratios;
+}
+
+export function throughputTable(results, { rounds, roundSeconds, connections }) {
+  const ratios = throughputRatios(results);
+  const lines = [
+    `Steady throughput: ${rounds} rounds of ${roundSeconds} s per peer and pattern, ${connections} connections, peers in turn within each round. ` +
+      'req/s: median over rounds (min–max); ratio: median of each round\'s ratio to bare Node in that round (min–max); latencies: median over rounds.',
+    '',
+    '| peer | connection pattern | req/s | ratio to bare | p50 (ms) | p99 (ms) | errors |',
+    '|---|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const pattern of PATTERNS) {
+    for (const peer of PEERS) {
+      const runs = results[peer.key][pattern.key];
+      const rps = runs.map((r) => r.rps);
+      const ratio = ratios[peer.key][pattern.key];
+      lines.push(`| ${peer.name} | ${pattern.name} | ${round(median(rps))} (${round(Math.min(...rps))}–${round(Math.max(...rps))}) | ` +
+        `${ratio.median.toFixed(3)} (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)}) | ${ms(median(runs.map((r) => r.p50)))} | ` +
+        `${ms(median(runs.map((r) => r.p99)))} | ${runs.reduce((n, r) => n + r.errors, 0)} |`);
+    }
+  }
+  return lines.join('\n');
+}
