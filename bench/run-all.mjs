@@ -2,7 +2,7 @@
 // `node server.js`, PM2 in cluster mode, overseer; 1 and 2 workers), written to bench/results.md.
 // Reports, never gates: exits 0 whatever the numbers, 1 only if a run crashed.
 //   BENCH_DURATION  seconds of each restart-every-second run and of the bad-build watch (30)
-//   BENCH_ROUNDS, BENCH_ROUND  throughput rounds (3) and seconds per round (BENCH_DURATION / 3)
+//   BENCH_ROUNDS, BENCH_ROUND  throughput rounds (10) and seconds per round (BENCH_DURATION / 10)
 //   BENCH_REPEAT    restarts timed per peer, and upgrade runs (5)
 //   BENCH_LONG_MS   the long request (10000)
 //   BENCH_ONLY      comma-separated sections: throughput,restarts,long,bad-build,restart-time,upgrade
@@ -25,8 +25,9 @@ const DURATION = env('BENCH_DURATION', 30);
 const options = {
   duration: DURATION,
   window: DURATION,
-  rounds: env('BENCH_ROUNDS', 3),
-  roundSeconds: env('BENCH_ROUND', Math.max(1, Math.round(DURATION / 3))),
+  // Many short rounds: a peer's ratio to bare Node comes from runs seconds apart, not minutes.
+  rounds: env('BENCH_ROUNDS', 10),
+  roundSeconds: env('BENCH_ROUND', Math.max(1, Math.round(DURATION / 10))),
   repeat: env('BENCH_REPEAT', 5),
   longMs: env('BENCH_LONG_MS', 10_000),
   connections: CONNECTIONS,
@@ -91,29 +92,38 @@ try {
   log(`load average ${loadAtStart}`);
   const sections = {};
   const body = [];
+  const section = (title, table) => body.push(`## ${title}\n\nLoad average when the section began: ${sectionLoad}.\n\n${table}`);
+  let sectionLoad;
+  const begin = () => { sectionLoad = load(); log(`load average ${sectionLoad}`); };
   if (wanted('throughput')) {
+    begin();
     sections.throughput = await measureThroughput({ ...options, log });
-    body.push('## Throughput, steady', '', throughputTable(sections.throughput, options));
+    section('Throughput, steady', throughputTable(sections.throughput, options));
   }
   if (wanted('restarts')) {
+    begin();
     sections.restarts = await measureRestarts({ ...options, log });
-    body.push('## Restarting every second under load', '', restartsTable(sections.restarts, options));
+    section('Restarting every second under load', restartsTable(sections.restarts, options));
   }
   if (wanted('long')) {
+    begin();
     sections.long = await measureLongRequest({ ...options, log });
-    body.push('## A long request across a restart', '', longRequestTable(sections.long, options));
+    section('A long request across a restart', longRequestTable(sections.long, options));
   }
   if (wanted('bad-build')) {
+    begin();
     sections.badBuild = await measureBadBuild({ ...options, log });
-    body.push('## A restart to a build that throws at start', '', badBuildTable(sections.badBuild, options));
+    section('A restart to a build that throws at start', badBuildTable(sections.badBuild, options));
   }
   if (wanted('restart-time')) {
+    begin();
     sections.restartTime = await measureRestartTime({ ...options, log });
-    body.push('## Restart time and manager memory', '', restartTimeTable(sections.restartTime, options));
+    section('Restart time and manager memory', restartTimeTable(sections.restartTime, options));
   }
   if (wanted('upgrade')) {
+    begin();
     const { runUpgradeBench } = await import('./upgrade.mjs');
-    body.push('## Self-upgrade (overseer only)', '', (await runUpgradeBench({ log })).replace(/^Goals:$/m, 'Upgrade goals:'));
+    section('Self-upgrade (overseer only)', (await runUpgradeBench({ log })).replace(/^Goals:$/m, 'Upgrade goals:'));
   }
   const text = [header(loadAtStart), goals(sections), ...body].join('\n\n');
   console.log(text);

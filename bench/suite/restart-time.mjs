@@ -1,9 +1,13 @@
 // Restart time (signal to the new build's first reply) against bare `node server.js` start-up
 // (spawn to first reply), and the manager's memory idle and while it hands over.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { freePort, PEERS, startBare, startPeer, BuildFile } from '../lib/peers.mjs';
 import { killGroup, makeTempDir, removeDir } from '../lib/processes.mjs';
 import { firstReplyFrom } from '../lib/probe.mjs';
 import { mb, median, rssKb, round, sampleRss, sleep } from './stats.mjs';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 async function bareStartups(repeat) {
   const dir = makeTempDir('overseer-bench-startup-');
@@ -26,9 +30,24 @@ async function bareStartups(repeat) {
   return times;
 }
 
+/** Spawn to exit of `node --input-type=module -e <source>`: what loading a module costs a new process. */
+async function processLifetimes(source, repeat) {
+  const times = [];
+  for (let i = 0; i < repeat; i++) {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, ['--input-type=module', '-e', source], { stdio: 'ignore', cwd: ROOT });
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    if (code !== 0) throw new Error(`node -e ${JSON.stringify(source)} exited ${code}`);
+    times.push(Date.now() - t0);
+  }
+  return times;
+}
+
 export async function measureRestartTime({ repeat, log }) {
   log(`bare node start-up to first reply (${repeat} runs)`);
   const rows = [{ peer: PEERS[0], times: await bareStartups(repeat) }];
+  rows.emptyProcess = await processLifetimes('', repeat);
+  rows.importOverseer = await processLifetimes("await import('overseer')", repeat);
   for (const peer of PEERS.filter((p) => p.kind !== 'bare')) {
     log(`restart time and manager memory, ${peer.name} (${repeat} runs)`);
     const running = await startPeer(peer);
@@ -70,6 +89,10 @@ export function restartTimeTable(rows, { repeat }) {
     const mine = median(r.times);
     const name = r.peer.kind === 'bare' ? 'bare node, start-up' : r.peer.name;
     lines.push(`| ${name} | ${round(mine)} | ${r.times.join(', ')} | ${(mine / bare).toFixed(2)} | ${round(mine - bare)} | ${mb(r.idleKb)} | ${mb(r.peakKb)} |`);
+  }
+  if (rows.emptyProcess) {
+    lines.push('', `What a new process costs before it serves (spawn to exit, median of ${repeat}): \`node\` with an empty script ${round(median(rows.emptyProcess))} ms ` +
+      `(${rows.emptyProcess.join(', ')}); importing overseer, as every overseer worker does, ${round(median(rows.importOverseer))} ms (${rows.importOverseer.join(', ')}).`);
   }
   return lines.join('\n');
 }
