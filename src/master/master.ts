@@ -18,6 +18,8 @@ import { currentRelease } from './upgrade/archive.js';
 import { releaseLayoutOf, type ReleaseLayout } from './upgrade/layout.js';
 import { SelfUpgrade } from './upgrade/self-upgrade.js';
 import { WorkerProcess } from './worker-process.js';
+import { WorkerHealth } from './worker-health.js';
+import { replaceWorker, type ReplacementCause } from './replacement.js';
 import { startControlServer, type ControlServer } from './control.js';
 import { claimPidFile, type PidFile } from './pid-file.js';
 
@@ -63,6 +65,9 @@ export class Master {
   /** systemd's Type=notify: told READY, RELOADING, STOPPING. */
   private readonly systemd: SystemdNotifier | undefined;
   private readyReported = false;
+  private health: WorkerHealth | undefined;
+  /** The one replacement of a worker over maxMemory under way: never more than one at a time, so capacity stays. */
+  private memoryReplacement: Promise<void> | undefined;
 
   /** `log` is the base logger: the master's lines get `role: 'master'`, its workers' `role: 'worker'`. */
   constructor(
@@ -120,7 +125,56 @@ export class Master {
     const generation = new Generation(this.nextGeneration++, build);
     this.current = generation;
     for (let slot = 0; slot < this.config.workers; slot++) this.spawnWorker(generation, build, slot);
+    this.watchHealth();
     if (this.config.fetcher) await this.startFetching(build.buildId);
+  }
+
+  /** Starts the liveness and memory checks of the serving generation's workers. */
+  private watchHealth(): void {
+    this.health = new WorkerHealth(
+      this.config,
+      () => [...(this.current?.workers ?? [])].filter((worker) => !worker.beingReplaced && !worker.pendingReplacement && worker.phase !== 'draining'),
+      {
+        hung: (worker, silentMs) => {
+          this.log.error(
+            { workerPid: worker.pid, generation: worker.generation, slot: worker.slot, silentMs, livenessTimeout: this.config.livenessTimeout },
+            `worker hung: no heartbeat for ${silentMs} ms`,
+          );
+          void this.replace(worker, 'hung');
+        },
+        overMemory: (worker, rss) => {
+          // One at a time, and never during a restart, which replaces every worker anyway.
+          if (this.memoryReplacement || this.restartRun || this.shuttingDown) return;
+          this.log.warn(
+            { workerPid: worker.pid, generation: worker.generation, slot: worker.slot, rss, maxMemory: this.config.maxMemory },
+            'worker over maxMemory: replacing it',
+          );
+          this.memoryReplacement = this.replace(worker, 'memory').finally(() => {
+            this.memoryReplacement = undefined;
+          });
+        },
+      },
+      this.log,
+    );
+    this.health.start();
+  }
+
+  private replace(worker: WorkerProcess, cause: ReplacementCause): Promise<void> {
+    const generation = this.current;
+    if (!generation?.workers.has(worker) || this.shuttingDown) return Promise.resolve();
+    return replaceWorker(worker, cause, {
+      generation,
+      spawn: async (slot, restarts) => {
+        const build = await this.readBuild();
+        if (generation !== this.current || this.shuttingDown) throw new Error('a restart or shutdown began meanwhile');
+        return this.spawnWorker(generation, build, slot, restarts);
+      },
+      stillServing: () => generation === this.current && !this.shuttingDown,
+      readyTimeout: this.config.readyTimeout,
+      terminateTimeout: this.config.terminateTimeout,
+      cancel: this.shutdownController.signal,
+      log: this.log,
+    });
   }
 
   /** The installed build: its id, and whether it is a script for node or a program of its own. */
@@ -263,6 +317,8 @@ export class Master {
       [ENV.generation]: String(generation.number),
       [ENV.addresses]: JSON.stringify(this.addresses),
       [ENV.terminateTimeout]: String(this.config.terminateTimeout),
+      // Heartbeats only when someone listens: with the liveness check off they cost nothing.
+      ...(this.config.livenessTimeout !== undefined && { [ENV.livenessInterval]: String(this.config.livenessInterval) }),
       [ENV.listenFds]: String(this.listeners.length),
       [ENV.listenFdNames]: this.listeners.map((listener) => listener.name).join(':'),
     };
@@ -333,6 +389,11 @@ export class Master {
       }
       return;
     }
+    if (worker.pendingReplacement) {
+      // The replacement of a hung worker or one over maxMemory failed: replaceWorker says so and decides.
+      this.log.warn({ ...fields, reason: worker.describeExit() }, 'worker exited before it was ready');
+      return;
+    }
     if (generation === this.current && !this.shuttingDown) {
       const delayMs = this.backoff.next(Date.now() - worker.startedAt);
       this.log.error(
@@ -401,6 +462,7 @@ export class Master {
     const workers = this.liveWorkers();
     this.shutdownController.abort();
     this.selfUpgrade?.stop();
+    this.health?.stop();
     for (const timer of this.replacementTimers) clearTimeout(timer);
     await Promise.all(workers.map((worker) => worker.stop(this.config.terminateTimeout)));
     this.closeListeners();

@@ -1,0 +1,72 @@
+import { describeError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { awaitGenerationReady, type Generation } from './generation.js';
+import type { WorkerProcess } from './worker-process.js';
+
+/** Why a worker that still runs is replaced. */
+export type ReplacementCause = 'hung' | 'memory';
+
+export interface ReplacementContext {
+  generation: Generation;
+  /** Starts a worker of `generation` in `slot` (reading the installed build first). */
+  spawn(slot: number, restarts: number): Promise<WorkerProcess>;
+  /** Whether `generation` still serves and the master is not shutting down. */
+  stillServing(): boolean;
+  readyTimeout: number;
+  terminateTimeout: number;
+  cancel: AbortSignal;
+  log: Logger;
+}
+
+/**
+ * Replaces one worker without losing capacity: a new worker starts in its slot, and only once it is
+ * ready does the old one go. A hung worker is killed (SIGKILL: its loop is blocked, it cannot
+ * drain, and what was in flight in it is lost); a worker over maxMemory drains as in a restart.
+ * When the replacement fails, the worker over maxMemory keeps serving (it is tried again at a later
+ * sample), and the hung one is killed anyway, to be replaced as a crashed worker, with backoff.
+ * Resolves once the old worker has been told to go, or the replacement has failed.
+ */
+export async function replaceWorker(old: WorkerProcess, cause: ReplacementCause, context: ReplacementContext): Promise<void> {
+  const { generation, log } = context;
+  const fields = { workerPid: old.pid, generation: generation.number, slot: old.slot, cause };
+  old.beingReplaced = true;
+  let replacement: WorkerProcess;
+  try {
+    replacement = await context.spawn(old.slot, old.restarts);
+  } catch (error) {
+    log.error({ ...fields, reason: describeError(error) }, 'worker replacement failed: cannot start a new worker');
+    failed(old, cause);
+    return;
+  }
+  replacement.pendingReplacement = true;
+  const result = await awaitGenerationReady(generation, context.readyTimeout, context.cancel, [replacement]);
+  replacement.pendingReplacement = false;
+  if (!context.stillServing()) return; // a restart or the shutdown took over: they stop both
+  if (!result.ok) {
+    if (replacement.phase !== 'exited') {
+      replacement.stopRequested = true;
+      replacement.kill();
+    }
+    log.error(
+      { ...fields, replacementPid: replacement.pid, reason: result.reason },
+      cause === 'hung' ? 'worker replacement failed: killing the hung worker anyway' : 'worker replacement failed: the worker over maxMemory keeps serving',
+    );
+    failed(old, cause);
+    return;
+  }
+  if (old.phase === 'exited') return;
+  if (cause === 'hung') {
+    log.warn({ ...fields, replacementPid: replacement.pid }, 'hung worker killed: its replacement is ready');
+    old.stopRequested = true;
+    old.kill();
+  } else {
+    log.info({ ...fields, replacementPid: replacement.pid }, 'worker replaced: the old one drains');
+    void old.stop(context.terminateTimeout);
+  }
+}
+
+function failed(old: WorkerProcess, cause: ReplacementCause): void {
+  // Not a stop the master asked for: its exit is a crash, replaced with the crash backoff.
+  if (cause === 'hung') old.kill();
+  else old.beingReplaced = false;
+}
