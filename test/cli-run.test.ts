@@ -291,6 +291,7 @@ describe('wrong invocations: exit code != 0 and one line that names the problem 
     ['a command that does not exist', async () => ['run', '-a', '127.0.0.1:0', '--', 'overseer-no-such-command'], /command not found: overseer-no-such-command: install it, or give its path/],
     ['no command after --', async () => ['run', '-a', '127.0.0.1:0', '--'], /no command after --: write overseer run \[options\] -- <command>/],
     ['a bad --workers', async () => ['run', '-a', '127.0.0.1:0', '--workers', 'many', '--', 'node', EXAMPLE], /--workers.*'many' is invalid.*whole number/],
+    ['a bad --max-memory', async () => ['run', '-a', '127.0.0.1:0', '--max-memory', '512 elephants', '--', 'node', EXAMPLE], /--max-memory.*'512 elephants' is invalid.*such as 512MB or 2GB/],
   ];
   for (const [what, args, message] of cases) {
     it(what, async () => {
