@@ -4,6 +4,9 @@ import { resolve as resolvePath } from 'node:path';
 import { ConfigError } from './errors.js';
 import type { Fetcher } from './fetchers/fetcher.js';
 import type { Logger } from './logger.js';
+import { resolveHealthOptions, type HealthOptions } from './health-options.js';
+export { parseByteSize } from './health-options.js';
+import { milliseconds, positive } from './option-values.js';
 
 /**
  * A listener as a worker receives it: pass it to `server.listen()`. Under a master it is the
@@ -131,7 +134,7 @@ export interface Config {
 }
 
 /** `Config` with every default applied and every value checked. */
-export interface ResolvedConfig {
+export interface ResolvedConfig extends HealthOptions {
   program: Program;
   addresses: string[];
   fetcher: Fetcher | undefined;
@@ -158,27 +161,9 @@ export interface ResolvedConfig {
   pidFile: string | undefined;
   /** Absolute path, or undefined for no control socket. */
   controlSocket: string | undefined;
-  livenessInterval: number;
-  /** Undefined: the liveness check is off. */
-  livenessTimeout: number | undefined;
-  /** Bytes; undefined: no limit. */
-  maxMemory: number | undefined;
-  memoryCheckInterval: number;
 }
 
 const SIGNALS_NOT_FOR_RESTART = new Set(['SIGKILL', 'SIGSTOP', 'SIGTERM', 'SIGINT', 'SIGUSR1']);
-
-function positive(name: string, value: unknown, fallback: number, min: number, unit: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new ConfigError(`${name} must be a number of ${unit} >= ${min}, got ${JSON.stringify(value)}`);
-  }
-  return Math.round(value);
-}
-
-function milliseconds(name: string, value: unknown, fallback: number, min = 1): number {
-  return positive(name, value, fallback, min, 'milliseconds');
-}
 
 function resolveWorkers(value: Config['workers']): number {
   if (value === undefined) return 1;
@@ -224,54 +209,6 @@ function resolveOperationFiles(config: Config): { pidFile: string | undefined; c
     throw new ConfigError('pidFile and controlSocket must be different paths: leave controlSocket out to use <pidFile>.sock');
   }
   return { pidFile, controlSocket };
-}
-
-const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
-
-/** A limit below this is surely a mistake (bytes taken for megabytes): no Node.js process fits in it. */
-const MIN_MAX_MEMORY = 1024 ** 2;
-
-/**
- * Parses a size: a number of bytes, or a string such as `'512MB'`, `'1.5 GiB'` or `'800k'` (units are
- * powers of 1024). Throws `ConfigError` naming `name` for anything else, or for less than 1 MiB.
- */
-export function parseByteSize(name: string, value: unknown): number {
-  let bytes: number | undefined;
-  if (typeof value === 'number' && Number.isFinite(value)) bytes = value;
-  else if (typeof value === 'string') {
-    const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
-    const unit = match ? BYTE_UNITS[match[2]!.toLowerCase()] : undefined;
-    if (match && unit !== undefined) bytes = Number(match[1]) * unit;
-  }
-  if (bytes === undefined) {
-    throw new ConfigError(`${name} must be a number of bytes or a size such as '512MB' or '2GB', got ${JSON.stringify(value)}`);
-  }
-  if (bytes < MIN_MAX_MEMORY) {
-    throw new ConfigError(`${name} must be at least 1MB, got ${JSON.stringify(value)}: give the size with its unit, such as '512MB'`);
-  }
-  return Math.round(bytes);
-}
-
-function resolveHealthChecks(config: Config): Pick<ResolvedConfig, 'livenessInterval' | 'livenessTimeout' | 'maxMemory' | 'memoryCheckInterval'> {
-  const livenessInterval = milliseconds('livenessInterval', config.livenessInterval, 1000);
-  let livenessTimeout: number | undefined;
-  if (config.livenessTimeout !== false) {
-    if (config.livenessTimeout !== undefined && (typeof config.livenessTimeout !== 'number' || !Number.isFinite(config.livenessTimeout))) {
-      throw new ConfigError(`livenessTimeout must be a number of milliseconds, or false to turn the liveness check off, got ${JSON.stringify(config.livenessTimeout)}`);
-    }
-    livenessTimeout = milliseconds('livenessTimeout', config.livenessTimeout, 10_000);
-    if (livenessTimeout < 2 * livenessInterval) {
-      throw new ConfigError(
-        `livenessTimeout (${livenessTimeout} ms) must be at least twice livenessInterval (${livenessInterval} ms), or one late heartbeat would count a healthy worker as hung: raise livenessTimeout or lower livenessInterval`,
-      );
-    }
-  }
-  return {
-    livenessInterval,
-    livenessTimeout,
-    maxMemory: config.maxMemory === undefined ? undefined : parseByteSize('maxMemory', config.maxMemory),
-    memoryCheckInterval: milliseconds('memoryCheckInterval', config.memoryCheckInterval, 5000, 10),
-  };
 }
 
 /** Checks a user's config and fills in defaults. Throws `ConfigError` naming the bad option. */
@@ -326,6 +263,6 @@ export function resolveConfig(config: Config): ResolvedConfig {
     maxReleaseSize: positive('maxReleaseSize', config.maxReleaseSize, 2 * 1024 ** 3, 1, 'bytes'),
     maxReleaseFiles: positive('maxReleaseFiles', config.maxReleaseFiles, 200_000, 1, 'entries'),
     ...resolveOperationFiles(config),
-    ...resolveHealthChecks(config),
+    ...resolveHealthOptions(config),
   };
 }

@@ -6,7 +6,7 @@ import { accessSync, constants as fsConstants, openSync, readSync, closeSync, st
 import { constants as osConstants } from 'node:os';
 import { basename, delimiter, join, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { parseByteSize } from '../config.js';
+import { parseByteSize } from '../health-options.js';
 import { buildKindOf } from '../master/upgrade/build-kind.js';
 
 /** Readiness for programs that cannot send `process.send('ready')`: counted ready after this long up. */

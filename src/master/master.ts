@@ -19,7 +19,7 @@ import { releaseLayoutOf, type ReleaseLayout } from './upgrade/layout.js';
 import { SelfUpgrade } from './upgrade/self-upgrade.js';
 import { WorkerProcess } from './worker-process.js';
 import { WorkerHealth } from './worker-health.js';
-import { replaceWorker, type ReplacementCause } from './replacement.js';
+import { WorkerReplacer } from './replacement.js';
 import { startControlServer, type ControlServer } from './control.js';
 import { claimPidFile, type PidFile } from './pid-file.js';
 
@@ -66,8 +66,6 @@ export class Master {
   private readonly systemd: SystemdNotifier | undefined;
   private readyReported = false;
   private health: WorkerHealth | undefined;
-  /** The one replacement of a worker over maxMemory under way: never more than one at a time, so capacity stays. */
-  private memoryReplacement: Promise<void> | undefined;
 
   /** `log` is the base logger: the master's lines get `role: 'master'`, its workers' `role: 'worker'`. */
   constructor(
@@ -131,50 +129,21 @@ export class Master {
 
   /** Starts the liveness and memory checks of the serving generation's workers. */
   private watchHealth(): void {
-    this.health = new WorkerHealth(
-      this.config,
-      () => [...(this.current?.workers ?? [])].filter((worker) => !worker.beingReplaced && !worker.pendingReplacement && worker.phase !== 'draining'),
-      {
-        hung: (worker, silentMs) => {
-          this.log.error(
-            { workerPid: worker.pid, generation: worker.generation, slot: worker.slot, silentMs, livenessTimeout: this.config.livenessTimeout },
-            `worker hung: no heartbeat for ${silentMs} ms`,
-          );
-          void this.replace(worker, 'hung');
-        },
-        overMemory: (worker, rss) => {
-          // One at a time, and never during a restart, which replaces every worker anyway.
-          if (this.memoryReplacement || this.restartRun || this.shuttingDown) return;
-          this.log.warn(
-            { workerPid: worker.pid, generation: worker.generation, slot: worker.slot, rss, maxMemory: this.config.maxMemory },
-            'worker over maxMemory: replacing it',
-          );
-          this.memoryReplacement = this.replace(worker, 'memory').finally(() => {
-            this.memoryReplacement = undefined;
-          });
-        },
-      },
-      this.log,
-    );
-    this.health.start();
-  }
-
-  private replace(worker: WorkerProcess, cause: ReplacementCause): Promise<void> {
-    const generation = this.current;
-    if (!generation?.workers.has(worker) || this.shuttingDown) return Promise.resolve();
-    return replaceWorker(worker, cause, {
-      generation,
-      spawn: async (slot, restarts) => {
+    const replacer = new WorkerReplacer({
+      config: this.config,
+      log: this.log,
+      cancel: this.shutdownController.signal,
+      serving: () => (this.shuttingDown ? undefined : this.current),
+      restarting: () => this.restartRun !== undefined,
+      spawn: async (generation, slot, restarts) => {
         const build = await this.readBuild();
         if (generation !== this.current || this.shuttingDown) throw new Error('a restart or shutdown began meanwhile');
         return this.spawnWorker(generation, build, slot, restarts);
       },
-      stillServing: () => generation === this.current && !this.shuttingDown,
-      readyTimeout: this.config.readyTimeout,
-      terminateTimeout: this.config.terminateTimeout,
-      cancel: this.shutdownController.signal,
-      log: this.log,
     });
+    const watched = () => [...(this.current?.workers ?? [])].filter((worker) => !worker.beingReplaced && !worker.pendingReplacement && worker.phase !== 'draining');
+    this.health = new WorkerHealth(this.config, watched, replacer, this.log);
+    this.health.start();
   }
 
   /** The installed build: its id, and whether it is a script for node or a program of its own. */

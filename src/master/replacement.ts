@@ -1,6 +1,8 @@
 import { describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { awaitGenerationReady, type Generation } from './generation.js';
+import type { ResolvedConfig } from '../config.js';
+import type { HealthVerdicts } from './worker-health.js';
 import type { WorkerProcess } from './worker-process.js';
 
 /** Why a worker that still runs is replaced. */
@@ -69,4 +71,61 @@ function failed(old: WorkerProcess, cause: ReplacementCause): void {
   // Not a stop the master asked for: its exit is a crash, replaced with the crash backoff.
   if (cause === 'hung') old.kill();
   else old.beingReplaced = false;
+}
+
+export interface ReplacerDeps {
+  config: Pick<ResolvedConfig, 'readyTimeout' | 'terminateTimeout' | 'livenessTimeout' | 'maxMemory'>;
+  log: Logger;
+  /** Aborted when the master shuts down. */
+  cancel: AbortSignal;
+  /** The generation serving now; undefined once the master shuts down. */
+  serving(): Generation | undefined;
+  /** Whether a restart is under way (it replaces every worker anyway). */
+  restarting(): boolean;
+  /** Starts a worker of `generation` in `slot`, from the installed build. */
+  spawn(generation: Generation, slot: number, restarts: number): Promise<WorkerProcess>;
+}
+
+/**
+ * The master's answer to the health checks' verdicts: a hung worker is replaced at once (it serves
+ * nothing, so every hung worker is), a worker over maxMemory one at a time, never during a restart.
+ */
+export class WorkerReplacer implements HealthVerdicts {
+  /** The one replacement of a worker over maxMemory under way: never more than one at a time, so capacity stays. */
+  private memoryReplacement: Promise<void> | undefined;
+
+  constructor(private readonly deps: ReplacerDeps) {}
+
+  hung(worker: WorkerProcess, silentMs: number): void {
+    this.deps.log.error(
+      { workerPid: worker.pid, generation: worker.generation, slot: worker.slot, silentMs, livenessTimeout: this.deps.config.livenessTimeout },
+      `worker hung: no heartbeat for ${silentMs} ms`,
+    );
+    void this.replace(worker, 'hung');
+  }
+
+  overMemory(worker: WorkerProcess, rss: number): void {
+    if (this.memoryReplacement || this.deps.restarting() || !this.deps.serving()) return;
+    this.deps.log.warn(
+      { workerPid: worker.pid, generation: worker.generation, slot: worker.slot, rss, maxMemory: this.deps.config.maxMemory },
+      'worker over maxMemory: replacing it',
+    );
+    this.memoryReplacement = this.replace(worker, 'memory').finally(() => {
+      this.memoryReplacement = undefined;
+    });
+  }
+
+  private replace(worker: WorkerProcess, cause: ReplacementCause): Promise<void> {
+    const generation = this.deps.serving();
+    if (!generation?.workers.has(worker)) return Promise.resolve();
+    return replaceWorker(worker, cause, {
+      generation,
+      spawn: (slot, restarts) => this.deps.spawn(generation, slot, restarts),
+      stillServing: () => this.deps.serving() === generation,
+      readyTimeout: this.deps.config.readyTimeout,
+      terminateTimeout: this.deps.config.terminateTimeout,
+      cancel: this.deps.cancel,
+      log: this.deps.log,
+    });
+  }
 }

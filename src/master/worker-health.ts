@@ -1,15 +1,7 @@
+import type { HealthOptions } from '../health-options.js';
 import type { Logger } from '../logger.js';
 import { residentSetSize } from './memory.js';
 import type { WorkerProcess } from './worker-process.js';
-
-export interface HealthOptions {
-  /** Undefined: no liveness check. */
-  livenessTimeout: number | undefined;
-  livenessInterval: number;
-  /** Bytes; undefined: no memory check. */
-  maxMemory: number | undefined;
-  memoryCheckInterval: number;
-}
 
 export interface HealthVerdicts {
   /** `worker` sent no heartbeat for `silentMs`. */

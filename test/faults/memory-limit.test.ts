@@ -76,6 +76,42 @@ describe('fault: workers leaking memory past maxMemory', () => {
     expect((await get({ port })).headers['x-generation']).toBe('1');
   });
 
+  it('keeps a worker over maxMemory serving when its replacement cannot start, and replaces it once one can', async () => {
+    const app = new TestApp();
+    const leakFile = join(app.dir, 'leakers');
+    const options = (startup: 'serve' | 'throw') => ({
+      startup,
+      imports: "import fs from 'node:fs';",
+      prelude: leakWhenListed(leakFile),
+      extraOptions: "maxMemory: '160MB', memoryCheckInterval: 200,",
+    });
+    app.update(options('serve'));
+    const master = startMaster(app.path);
+    const port = await master.port();
+    const leaker = Number((await master.waitForLog('worker ready')).workerPid);
+    const load = startLoad({ port }, { connections: 6, keepAlive: true });
+    await load.flowing();
+
+    // A deploy left a build on disk that throws at start: the replacement is made from it.
+    app.update(options('throw'));
+    writeFileSync(leakFile, String(leaker));
+    const failed = await master.waitForLog('worker replacement failed: the worker over maxMemory keeps serving');
+    expect(failed).toMatchObject({ level: 50, workerPid: leaker, cause: 'memory' });
+    expect(String(failed.reason)).toMatch(/program threw: boom at start/);
+    await load.flowing();
+    expect(isAlive(leaker)).toBe(true);
+    expect(master.find('worker exited unexpectedly')).toHaveLength(0);
+
+    app.update(options('serve'));
+    const replaced = await master.waitForLog('worker replaced: the old one drains', { timeoutMs: 30_000 });
+    expect(replaced.workerPid).toBe(leaker);
+    await master.waitForLog('worker exited', { where: (line) => line.workerPid === leaker && line.code === 0 });
+    await load.flowing();
+    const result = await load.stop();
+    expect(result.errors).toEqual({});
+    expect(Number((await get({ port })).headers['x-pid'])).toBe(replaced.replacementPid);
+  });
+
   it('overseer run --max-memory replaces a plain command (no heartbeat: its RSS is read from /proc) gracefully', async () => {
     const dir = makeTempDir();
     const server = join(dir, 'leaky-server.mjs');
