@@ -10,7 +10,7 @@ import { get, startLoad } from './helpers/load.js';
 import { startWatching, upgradeEnded } from './helpers/upgrades.js';
 import { cleanupAll, makeTempDir } from './helpers/processes.js';
 
-type Mode = 'serve' | 'truncate' | 'fail' | 'hang';
+type Mode = 'serve' | 'truncate' | 'trickle' | 'fail' | 'hang';
 
 /** A build server: serves one build with an ETag, counts what it sends, and misbehaves on demand. */
 class BuildServer {
@@ -46,6 +46,22 @@ class BuildServer {
       return void res.writeHead(304, { etag }).end();
     }
     res.writeHead(200, { etag, 'content-length': this.build.length, 'content-type': 'text/javascript' });
+    if (this.mode === 'trickle') {
+      // Ten pieces, 300 ms apart: a download that lasts about three seconds.
+      const pieces = 10;
+      const size = Math.ceil(this.build.length / pieces);
+      let sent = 0;
+      const next = () => {
+        const piece = this.build.subarray(sent * size, (sent + 1) * size);
+        sent += 1;
+        this.bodyBytes += piece.length;
+        if (sent >= pieces) return void res.end(piece);
+        res.write(piece);
+        setTimeout(next, 300);
+      };
+      next();
+      return;
+    }
     if (this.mode === 'truncate') {
       const half = this.build.subarray(0, this.build.length >> 1);
       this.bodyBytes += half.length;
@@ -70,9 +86,9 @@ afterEach(async () => {
   await cleanupAll();
 });
 
-function fetchedApp(url: string, options: AppOptions = {}) {
+function fetchedApp(url: string, options: AppOptions = {}, timeouts = 'timeout: 2000, idleTimeout: 500') {
   const app = new TestApp();
-  const fetcher = `new HTTPFetcher({ url: ${JSON.stringify(url)}, interval: 150, timeout: 2000, idleTimeout: 500 })`;
+  const fetcher = `new HTTPFetcher({ url: ${JSON.stringify(url)}, interval: 150, ${timeouts} })`;
   const source = (more: AppOptions) => appSource({ readyTimeout: 3000, ...options, ...more, fetcher });
   app.update({ readyTimeout: 3000, ...options, fetcher });
   return { app, source };
@@ -164,6 +180,29 @@ describe('self-upgrade over HTTP', () => {
     await load.flowing();
     expect((await load.stop()).errors).toEqual({});
     expect((await get({ port })).body).toBe('Hello after a cut');
+  });
+
+  it('reports the progress of a long download: bytes, size and percent', async () => {
+    const server = new BuildServer();
+    servers.push(server);
+    const url = `http://127.0.0.1:${await server.listen()}/app.mjs`;
+    const { app, source } = fetchedApp(url, {}, 'timeout: 20000, idleTimeout: 2000');
+    server.build = Buffer.from(readFileSync(app.path));
+    const { master, port } = await startWatching(app);
+    await upgradeEnded(master);
+
+    server.mode = 'trickle';
+    server.build = Buffer.from(source({ reply: 'Hello after a slow download' }));
+    expect((await upgradeEnded(master, 2)).msg).toBe('upgrade done');
+    const progress = master.find('upgrade: downloading');
+    expect(progress.length).toBeGreaterThan(0);
+    for (const line of progress) {
+      expect(line.size).toBe(server.build.length);
+      expect(Number(line.bytes)).toBeLessThanOrEqual(server.build.length);
+      expect(Number(line.percent)).toBe(Math.floor((Number(line.bytes) / server.build.length) * 100));
+      expect(Number(line.bytesPerSecond)).toBeGreaterThan(0);
+    }
+    expect((await get({ port })).body).toBe('Hello after a slow download');
   });
 
   for (const mode of ['fail', 'hang'] as const) {
