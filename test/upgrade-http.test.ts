@@ -96,6 +96,21 @@ function fetchedApp(url: string, options: AppOptions = {}, timeouts = 'timeout: 
 
 
 
+/**
+ * A build server serving the app's own build, and a master polling it, once the first poll has
+ * found that build running and skipped it.
+ */
+async function servingFromBuildServer(timeouts?: string) {
+  const server = new BuildServer();
+  servers.push(server);
+  const url = `http://127.0.0.1:${await server.listen()}/app.mjs`;
+  const { app, source } = fetchedApp(url, {}, timeouts);
+  server.build = Buffer.from(readFileSync(app.path));
+  const { master, port } = await startWatching(app);
+  expect((await upgradeEnded(master)).msg).toBe('upgrade skipped');
+  return { server, app, source, master, port };
+}
+
 async function freePort(): Promise<number> {
   const probe = net.createServer();
   await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
@@ -106,14 +121,8 @@ async function freePort(): Promise<number> {
 
 describe('self-upgrade over HTTP', () => {
   it('installs a build from its own HTTP server under load with no failed request, then polls without transferring a body', async () => {
-    const server = new BuildServer();
-    servers.push(server);
-    const url = `http://127.0.0.1:${await server.listen()}/app.mjs`;
-    const { app, source } = fetchedApp(url);
-    server.build = Buffer.from(readFileSync(app.path));
-    const { master, port } = await startWatching(app);
     // The first poll downloads the running build and skips it.
-    expect((await upgradeEnded(master)).msg).toBe('upgrade skipped');
+    const { server, source, master, port } = await servingFromBuildServer();
     const load = startLoad({ port }, { connections: 10, keepAlive: false });
     await load.flowing();
 
@@ -156,13 +165,8 @@ describe('self-upgrade over HTTP', () => {
   });
 
   it('rejects a truncated download without touching the installed build, and downloads it again', async () => {
-    const server = new BuildServer();
-    servers.push(server);
-    const url = `http://127.0.0.1:${await server.listen()}/app.mjs`;
-    const { app, source } = fetchedApp(url);
-    server.build = Buffer.from(readFileSync(app.path));
-    const { master, port } = await startWatching(app);
-    await upgradeEnded(master);
+    // The first poll downloads the running build and skips it.
+    const { server, app, source, master, port } = await servingFromBuildServer();
     const installedBefore = readFileSync(app.path, 'utf8');
     const load = startLoad({ port }, { connections: 8 });
     await load.flowing();
@@ -183,13 +187,8 @@ describe('self-upgrade over HTTP', () => {
   });
 
   it('reports the progress of a long download: bytes, size and percent', async () => {
-    const server = new BuildServer();
-    servers.push(server);
-    const url = `http://127.0.0.1:${await server.listen()}/app.mjs`;
-    const { app, source } = fetchedApp(url, {}, 'timeout: 20000, idleTimeout: 2000');
-    server.build = Buffer.from(readFileSync(app.path));
-    const { master, port } = await startWatching(app);
-    await upgradeEnded(master);
+    // The first poll downloads the running build and skips it.
+    const { server, source, master, port } = await servingFromBuildServer('timeout: 20000, idleTimeout: 2000');
 
     server.mode = 'trickle';
     server.build = Buffer.from(source({ reply: 'Hello after a slow download' }));
@@ -207,13 +206,7 @@ describe('self-upgrade over HTTP', () => {
 
   for (const mode of ['fail', 'hang'] as const) {
     it(`keeps serving while the source ${mode === 'fail' ? 'answers 500' : 'hangs'}, says why at warn, and installs once it recovers`, async () => {
-      const server = new BuildServer();
-      servers.push(server);
-      const url = `http://127.0.0.1:${await server.listen()}/app.mjs`;
-      const { app, source } = fetchedApp(url);
-      server.build = Buffer.from(readFileSync(app.path));
-      const { master, port } = await startWatching(app);
-      await upgradeEnded(master);
+      const { server, source, master, port } = await servingFromBuildServer();
       const load = startLoad({ port }, { connections: 8 });
       await load.flowing();
 
