@@ -190,6 +190,26 @@ describe('overseer run -- <command> (a server that does not import overseer)', (
     expect((await get({ port })).headers['x-generation']).toBe('2');
   });
 
+  it('reports through overseer restart -p that a command crashing at start was abandoned, while the old workers keep serving', async () => {
+    const dir = makeTempDir();
+    const server = join(dir, 'server.mjs');
+    writeFile(server, readFileSync(EXAMPLE, 'utf8'));
+    const pidFile = join(dir, 'master.pid');
+    const master = startCli(['run', '-a', '127.0.0.1:0', '--ready-timeout', '5000', '--pid-file', pidFile, '--', 'node', server]);
+    const port = await serving(master);
+    const load = startLoad({ port }, { connections: 8 });
+    await load.flowing();
+
+    writeFile(server, "throw new Error('this deploy crashes at start');\n");
+    const restart = startCli(['restart', '-p', pidFile]);
+    expect((await restart.waitForExit()).code).toBe(1);
+    expect(restart.otherOutput.join('\n')).toMatch(/exited with code 1/);
+    await load.flowing();
+    const result = await load.stop();
+    expect(result.errors).toEqual({});
+    expect((await get({ port })).headers['x-generation']).toBe('1');
+  });
+
   it('prints lines for people with --pretty (no colours off a terminal), not JSON', async () => {
     const master = startCli(['run', '--pretty', '-a', '127.0.0.1:0', '--', 'node', EXAMPLE]);
     const line = await master.waitForOutput(/worker ready/);
