@@ -229,6 +229,8 @@ describe('overseer run <script> (a script that calls run() itself)', () => {
     expect(master.find('master started')[0]?.binPath).toBe(app.path);
     master.signal('SIGUSR2');
     await master.waitForLog('restart done');
+    // The old worker accepts until its stop signal reaches it: ask once it is gone.
+    await master.waitForLog('generation drained');
     expect((await get({ port })).headers['x-generation']).toBe('2');
   });
 });
