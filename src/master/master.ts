@@ -141,7 +141,7 @@ export class Master {
         return this.spawnWorker(generation, build, slot, restarts);
       },
     });
-    const watched = () => [...(this.current?.workers ?? [])].filter((worker) => !worker.beingReplaced && !worker.pendingReplacement && worker.phase !== 'draining');
+    const watched = () => [...(this.current?.workers ?? [])].filter((worker) => !worker.beingReplaced && !worker.pendingReplacement && worker.phase === 'ready');
     this.health = new WorkerHealth(this.config, watched, replacer, this.log);
     this.health.start();
   }
@@ -358,9 +358,10 @@ export class Master {
       }
       return;
     }
-    if (worker.pendingReplacement) {
-      // The replacement of a hung worker or one over maxMemory failed: replaceWorker says so and decides.
-      this.log.warn({ ...fields, reason: worker.describeExit() }, 'worker exited before it was ready');
+    if (worker.pendingReplacement || worker.slotCovered) {
+      // A replacement of a hung worker or one over maxMemory failed, or the worker it replaces died
+      // first: replaceWorker decides what fills the slot.
+      this.log.warn({ ...fields, reason: worker.describeExit() }, worker.pendingReplacement ? 'worker exited before it was ready' : 'worker exited while its replacement starts');
       return;
     }
     if (generation === this.current && !this.shuttingDown) {

@@ -41,8 +41,10 @@ export async function replaceWorker(old: WorkerProcess, cause: ReplacementCause,
     return;
   }
   replacement.pendingReplacement = true;
+  old.slotCovered = true;
   const result = await awaitGenerationReady(generation, context.readyTimeout, context.cancel, [replacement]);
   replacement.pendingReplacement = false;
+  old.slotCovered = false;
   if (!context.stillServing()) return; // a restart or the shutdown took over: they stop both
   if (!result.ok) {
     if (replacement.phase !== 'exited') {
@@ -53,6 +55,12 @@ export async function replaceWorker(old: WorkerProcess, cause: ReplacementCause,
       { ...fields, replacementPid: replacement.pid, reason: result.reason },
       cause === 'hung' ? 'worker replacement failed: killing the hung worker anyway' : 'worker replacement failed: the worker over maxMemory keeps serving',
     );
+    if (old.phase === 'exited') {
+      // It died while its replacement started, and the replacement failed too: refill the slot as
+      // after a crash (a build that cannot start then backs off there).
+      context.spawn(old.slot, old.restarts + 1).catch((error: unknown) => log.error({ ...fields, reason: describeError(error) }, 'cannot refill the slot'));
+      return;
+    }
     failed(old, cause);
     return;
   }

@@ -57,6 +57,8 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
   lastRss: number | undefined;
   /** A replacement for this worker is starting (it hung, or grew past maxMemory): it is judged no more. */
   beingReplaced = false;
+  /** A replacement is starting in this worker's slot: if this worker dies meanwhile, the slot needs no crash replacement. */
+  slotCovered = false;
   /** This worker replaces another and is not ready yet: if it exits now, the replacement failed, which is not a crash to replace. */
   pendingReplacement = false;
   readonly exited: Promise<WorkerExit>;
@@ -121,6 +123,9 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
   }
 
   private onMessage(message: unknown): void {
+    // Any message proves the worker's loop turns: a ready message right after a long synchronous
+    // start-up must not find a stale heartbeat.
+    if (this.lastHeartbeatAt !== undefined) this.lastHeartbeatAt = Date.now();
     const heartbeat = asHeartbeatMessage(message);
     if (heartbeat) {
       // First: the most frequent message by far.
