@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { resolveConfig } from '../config.js';
 import type { Fetcher } from '../fetchers/fetcher.js';
 import { parseAddress } from '../master/addresses.js';
-import type { Entry } from '../master/master.js';
+import type { Entry } from '../master/worker-launch.js';
 import { activatedSocketCount } from '../master/socket-activation.js';
 import { EXIT_USAGE, failAndExit, oneLine, UsageError } from './cli-errors.js';
 import {
