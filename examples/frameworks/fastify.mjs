@@ -12,9 +12,11 @@ run({
       reply.header('x-generation', String(state.generation));
       return `Hello from Fastify, generation ${state.generation}\n`;
     });
-    // fastify.listen() takes a port or a path, not an inherited { fd }: load the plugins and
-    // routes with ready(), then hand Fastify's own http.Server to state.serve(). (For a server
-    // of your own, https or http2, build it with Fastify's serverFactory option and do the same.)
+    // Load the plugins and routes with ready(), then hand Fastify's own http.Server to
+    // state.serve(), which listens on state.listener and drains it on restart. (app.listen(state.listener)
+    // would listen as well, but app.close() closes idle keep-alive sockets at once, which resets a
+    // client that was just reusing one.) For https or http2, build the server with Fastify's
+    // https/http2 options or its serverFactory, and do the same.
     await app.ready();
     await state.serve(app.server);
   },
