@@ -18,6 +18,8 @@ import { currentRelease } from './upgrade/archive.js';
 import { releaseLayoutOf, type ReleaseLayout } from './upgrade/layout.js';
 import { SelfUpgrade } from './upgrade/self-upgrade.js';
 import { WorkerProcess } from './worker-process.js';
+import { WorkerHealth } from './worker-health.js';
+import { WorkerReplacer } from './replacement.js';
 import { startControlServer, type ControlServer } from './control.js';
 import { claimPidFile, type PidFile } from './pid-file.js';
 
@@ -63,6 +65,7 @@ export class Master {
   /** systemd's Type=notify: told READY, RELOADING, STOPPING. */
   private readonly systemd: SystemdNotifier | undefined;
   private readyReported = false;
+  private health: WorkerHealth | undefined;
 
   /** `log` is the base logger: the master's lines get `role: 'master'`, its workers' `role: 'worker'`. */
   constructor(
@@ -120,7 +123,27 @@ export class Master {
     const generation = new Generation(this.nextGeneration++, build);
     this.current = generation;
     for (let slot = 0; slot < this.config.workers; slot++) this.spawnWorker(generation, build, slot);
+    this.watchHealth();
     if (this.config.fetcher) await this.startFetching(build.buildId);
+  }
+
+  /** Starts the liveness and memory checks of the serving generation's workers. */
+  private watchHealth(): void {
+    const replacer = new WorkerReplacer({
+      config: this.config,
+      log: this.log,
+      cancel: this.shutdownController.signal,
+      serving: () => (this.shuttingDown ? undefined : this.current),
+      restarting: () => this.restartRun !== undefined,
+      spawn: async (generation, slot, restarts) => {
+        const build = await this.readBuild();
+        if (generation !== this.current || this.shuttingDown) throw new Error('a restart or shutdown began meanwhile');
+        return this.spawnWorker(generation, build, slot, restarts);
+      },
+    });
+    const watched = () => [...(this.current?.workers ?? [])].filter((worker) => !worker.beingReplaced && !worker.pendingReplacement && worker.phase === 'ready');
+    this.health = new WorkerHealth(this.config, watched, replacer, this.log);
+    this.health.start();
   }
 
   /** The installed build: its id, and whether it is a script for node or a program of its own. */
@@ -263,6 +286,8 @@ export class Master {
       [ENV.generation]: String(generation.number),
       [ENV.addresses]: JSON.stringify(this.addresses),
       [ENV.terminateTimeout]: String(this.config.terminateTimeout),
+      // Heartbeats only when someone listens: with the liveness check off they cost nothing.
+      ...(this.config.livenessTimeout !== undefined && { [ENV.livenessInterval]: String(this.config.livenessInterval) }),
       [ENV.listenFds]: String(this.listeners.length),
       [ENV.listenFdNames]: this.listeners.map((listener) => listener.name).join(':'),
     };
@@ -333,6 +358,12 @@ export class Master {
       }
       return;
     }
+    if (worker.pendingReplacement || worker.slotCovered) {
+      // A replacement of a hung worker or one over maxMemory failed, or the worker it replaces died
+      // first: replaceWorker decides what fills the slot.
+      this.log.warn({ ...fields, reason: worker.describeExit() }, worker.pendingReplacement ? 'worker exited before it was ready' : 'worker exited while its replacement starts');
+      return;
+    }
     if (generation === this.current && !this.shuttingDown) {
       const delayMs = this.backoff.next(Date.now() - worker.startedAt);
       this.log.error(
@@ -401,6 +432,7 @@ export class Master {
     const workers = this.liveWorkers();
     this.shutdownController.abort();
     this.selfUpgrade?.stop();
+    this.health?.stop();
     for (const timer of this.replacementTimers) clearTimeout(timer);
     await Promise.all(workers.map((worker) => worker.stop(this.config.terminateTimeout)));
     this.closeListeners();
