@@ -4,6 +4,9 @@ import { resolve as resolvePath } from 'node:path';
 import { ConfigError } from './errors.js';
 import type { Fetcher } from './fetchers/fetcher.js';
 import type { Logger } from './logger.js';
+import { resolveHealthOptions, type HealthOptions } from './health-options.js';
+export { parseByteSize } from './health-options.js';
+import { milliseconds, positive } from './option-values.js';
 
 /**
  * A listener as a worker receives it: pass it to `server.listen()`. Under a master it is the
@@ -107,10 +110,31 @@ export interface Config {
    * At most 107 bytes long (the kernel's limit on a unix socket path).
    */
   controlSocket?: string;
+  /**
+   * Milliseconds between two heartbeats a worker sends the master over IPC, from a timer that
+   * cannot fire while the worker's event loop is blocked. Default 1000.
+   */
+  livenessInterval?: number;
+  /**
+   * Milliseconds without a heartbeat after which a worker counts as hung: a replacement starts in
+   * its slot and, once it is ready, the hung worker is killed (SIGKILL: it cannot drain, so what was
+   * in flight in it is lost). `false` turns the check off. Only workers that run `run()` send
+   * heartbeats: plain commands (`overseer run -- <command>`) are never counted hung. Default 10000.
+   */
+  livenessTimeout?: number | false;
+  /**
+   * Resident memory (RSS) a worker may use, in bytes or as a string such as `'512MB'` (units are
+   * powers of 1024: `KB`, `MB`, `GB`, also written `KiB`, `MiB`, `GiB`). A worker over it is
+   * replaced gracefully, one worker at a time: a new worker starts in its slot, and once it is ready
+   * the old one drains as in a restart. Default: no limit.
+   */
+  maxMemory?: number | string;
+  /** Milliseconds between two samples of every worker's memory, when `maxMemory` is set. Default 5000. */
+  memoryCheckInterval?: number;
 }
 
 /** `Config` with every default applied and every value checked. */
-export interface ResolvedConfig {
+export interface ResolvedConfig extends HealthOptions {
   program: Program;
   addresses: string[];
   fetcher: Fetcher | undefined;
@@ -140,18 +164,6 @@ export interface ResolvedConfig {
 }
 
 const SIGNALS_NOT_FOR_RESTART = new Set(['SIGKILL', 'SIGSTOP', 'SIGTERM', 'SIGINT', 'SIGUSR1']);
-
-function positive(name: string, value: unknown, fallback: number, min: number, unit: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new ConfigError(`${name} must be a number of ${unit} >= ${min}, got ${JSON.stringify(value)}`);
-  }
-  return Math.round(value);
-}
-
-function milliseconds(name: string, value: unknown, fallback: number, min = 1): number {
-  return positive(name, value, fallback, min, 'milliseconds');
-}
 
 function resolveWorkers(value: Config['workers']): number {
   if (value === undefined) return 1;
@@ -251,5 +263,6 @@ export function resolveConfig(config: Config): ResolvedConfig {
     maxReleaseSize: positive('maxReleaseSize', config.maxReleaseSize, 2 * 1024 ** 3, 1, 'bytes'),
     maxReleaseFiles: positive('maxReleaseFiles', config.maxReleaseFiles, 200_000, 1, 'entries'),
     ...resolveOperationFiles(config),
+    ...resolveHealthOptions(config),
   };
 }

@@ -12,6 +12,8 @@ export const ENV = {
   generation: 'OVERSEER_GENERATION',
   addresses: 'OVERSEER_ADDRESSES',
   terminateTimeout: 'OVERSEER_TERMINATE_TIMEOUT',
+  /** Milliseconds between heartbeats; set only when the master checks liveness. */
+  livenessInterval: 'OVERSEER_LIVENESS_INTERVAL',
   /** Set by the master when it checks a candidate build: `run()` prints it back and exits. */
   sanity: 'OVERSEER_SANITY_CHECK',
   binVersion: 'OVERSEER_BIN_VERSION',
@@ -33,6 +35,7 @@ export type WorkerToMaster =
   | { overseer: 'ready' }
   | { overseer: 'restart' }
   | { overseer: 'failed'; message: string }
+  | HeartbeatMessage
   | WorkerLogMessage;
 
 /** A log line a worker hands to the master to write (see `relayLogger`). */
@@ -41,6 +44,12 @@ export interface WorkerLogMessage {
   level: LogLevel;
   msg: string;
   fields: Record<string, unknown>;
+}
+
+/** A worker's sign of life; `rss` (bytes) is where /proc cannot tell the master a worker's memory. */
+export interface HeartbeatMessage {
+  overseer: 'heartbeat';
+  rss: number;
 }
 
 export interface StopMessage {
@@ -61,6 +70,12 @@ export function isReadyMessage(message: unknown): boolean {
 
 export function isRestartMessage(message: unknown): boolean {
   return isOverseerMessage(message) && message.overseer === 'restart';
+}
+
+export function asHeartbeatMessage(message: unknown): HeartbeatMessage | undefined {
+  if (!isOverseerMessage(message) || message.overseer !== 'heartbeat') return undefined;
+  const rss = Number((message as { rss?: unknown }).rss);
+  return { overseer: 'heartbeat', rss: Number.isFinite(rss) && rss >= 0 ? rss : 0 };
 }
 
 export function asFailedMessage(message: unknown): { message: string } | undefined {

@@ -190,6 +190,26 @@ describe('overseer run -- <command> (a server that does not import overseer)', (
     expect((await get({ port })).headers['x-generation']).toBe('2');
   });
 
+  it('reports through overseer restart -p that a command crashing at start was abandoned, while the old workers keep serving', async () => {
+    const dir = makeTempDir();
+    const server = join(dir, 'server.mjs');
+    writeFile(server, readFileSync(EXAMPLE, 'utf8'));
+    const pidFile = join(dir, 'master.pid');
+    const master = startCli(['run', '-a', '127.0.0.1:0', '--ready-timeout', '5000', '--pid-file', pidFile, '--', 'node', server]);
+    const port = await serving(master);
+    const load = startLoad({ port }, { connections: 8 });
+    await load.flowing();
+
+    writeFile(server, "throw new Error('this deploy crashes at start');\n");
+    const restart = startCli(['restart', '-p', pidFile]);
+    expect((await restart.waitForExit()).code).toBe(1);
+    expect(restart.otherOutput.join('\n')).toMatch(/exited with code 1/);
+    await load.flowing();
+    const result = await load.stop();
+    expect(result.errors).toEqual({});
+    expect((await get({ port })).headers['x-generation']).toBe('1');
+  });
+
   it('prints lines for people with --pretty (no colours off a terminal), not JSON', async () => {
     const master = startCli(['run', '--pretty', '-a', '127.0.0.1:0', '--', 'node', EXAMPLE]);
     const line = await master.waitForOutput(/worker ready/);
@@ -209,6 +229,8 @@ describe('overseer run <script> (a script that calls run() itself)', () => {
     expect(master.find('master started')[0]?.binPath).toBe(app.path);
     master.signal('SIGUSR2');
     await master.waitForLog('restart done');
+    // The old worker accepts until its stop signal reaches it: ask once it is gone.
+    await master.waitForLog('generation drained');
     expect((await get({ port })).headers['x-generation']).toBe('2');
   });
 });
@@ -291,6 +313,7 @@ describe('wrong invocations: exit code != 0 and one line that names the problem 
     ['a command that does not exist', async () => ['run', '-a', '127.0.0.1:0', '--', 'overseer-no-such-command'], /command not found: overseer-no-such-command: install it, or give its path/],
     ['no command after --', async () => ['run', '-a', '127.0.0.1:0', '--'], /no command after --: write overseer run \[options\] -- <command>/],
     ['a bad --workers', async () => ['run', '-a', '127.0.0.1:0', '--workers', 'many', '--', 'node', EXAMPLE], /--workers.*'many' is invalid.*whole number/],
+    ['a bad --max-memory', async () => ['run', '-a', '127.0.0.1:0', '--max-memory', '512 elephants', '--', 'node', EXAMPLE], /--max-memory.*'512 elephants' is invalid.*such as 512MB or 2GB/],
   ];
   for (const [what, args, message] of cases) {
     it(what, async () => {

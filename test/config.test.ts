@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { resolveConfig, type Config } from '../src/config.js';
+import { parseByteSize, resolveConfig, type Config } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
 import { CrashBackoff } from '../src/master/backoff.js';
 
@@ -16,7 +16,13 @@ describe('resolveConfig', () => {
       required: false,
       noRestart: false,
       maxDrainingGenerations: 3,
+      livenessInterval: 1000,
+      livenessTimeout: 10_000,
+      maxMemory: undefined,
+      memoryCheckInterval: 5000,
     });
+    expect(resolveConfig({ program, livenessTimeout: false }).livenessTimeout).toBeUndefined();
+    expect(resolveConfig({ program, maxMemory: '512MB' }).maxMemory).toBe(512 * 1024 ** 2);
     expect(resolveConfig({ program, address: 3000 }).addresses).toEqual([':3000']);
     expect(resolveConfig({ program, workers: 'auto' }).workers).toBeGreaterThanOrEqual(1);
   });
@@ -32,6 +38,14 @@ describe('resolveConfig', () => {
     ['SIGUSR1 as restart signal', { program, restartSignal: 'SIGUSR1' }, /SIGUSR1 belongs to the Node.js debugger/],
     ['a logger without info()', { program, logger: {} }, /logger must be a pino-compatible logger/],
     ['addresses not an array', { program, addresses: ':3000' }, /addresses must be an array/],
+    ['livenessTimeout true', { program, livenessTimeout: true }, /livenessTimeout must be a number of milliseconds, or false to turn the liveness check off, got true/],
+    ['livenessTimeout 0', { program, livenessTimeout: 0 }, /livenessTimeout must be a number of milliseconds >= 1, got 0/],
+    ['livenessTimeout under twice livenessInterval', { program, livenessInterval: 1000, livenessTimeout: 1500 }, /livenessTimeout \(1500 ms\) must be at least twice livenessInterval \(1000 ms\).*raise livenessTimeout or lower livenessInterval/],
+    ['livenessInterval 0', { program, livenessInterval: 0 }, /livenessInterval must be a number of milliseconds >= 1, got 0/],
+    ['maxMemory with an unknown unit', { program, maxMemory: '512 MBs' }, /maxMemory must be a number of bytes or a size such as '512MB' or '2GB', got "512 MBs"/],
+    ['maxMemory as bytes taken for megabytes', { program, maxMemory: 512 }, /maxMemory must be at least 1MB, got 512: give the size with its unit, such as '512MB'/],
+    ['maxMemory negative', { program, maxMemory: '-5MB' }, /maxMemory must be a number of bytes or a size/],
+    ['memoryCheckInterval 1', { program, memoryCheckInterval: 1 }, /memoryCheckInterval must be a number of milliseconds >= 10, got 1/],
   ];
   it.each(bad)('rejects %s with a ConfigError that names the option', (_name, config, message) => {
     expect(() => resolveConfig(config as Config)).toThrow(ConfigError);
@@ -41,6 +55,17 @@ describe('resolveConfig', () => {
     } catch (error) {
       expect((error as ConfigError).code).toBe('ERR_OVERSEER_CONFIG');
     }
+  });
+});
+
+describe('parseByteSize', () => {
+  it('reads bytes and sizes with units in powers of 1024, case and spaces aside', () => {
+    expect(parseByteSize('maxMemory', 2 * 1024 ** 2)).toBe(2 * 1024 ** 2);
+    expect(parseByteSize('maxMemory', '512MB')).toBe(512 * 1024 ** 2);
+    expect(parseByteSize('maxMemory', '512 MiB')).toBe(512 * 1024 ** 2);
+    expect(parseByteSize('maxMemory', '1.5gb')).toBe(1.5 * 1024 ** 3);
+    expect(parseByteSize('maxMemory', '2048k')).toBe(2 * 1024 ** 2);
+    expect(parseByteSize('maxMemory', '1048576')).toBe(1024 ** 2);
   });
 });
 

@@ -10,7 +10,7 @@ import { get, startLoad } from './helpers/load.js';
 import { startWatching, upgradeEnded } from './helpers/upgrades.js';
 import { cleanupAll, makeTempDir } from './helpers/processes.js';
 
-type Mode = 'serve' | 'truncate' | 'fail' | 'hang';
+type Mode = 'serve' | 'truncate' | 'trickle' | 'fail' | 'hang';
 
 /** A build server: serves one build with an ETag, counts what it sends, and misbehaves on demand. */
 class BuildServer {
@@ -46,6 +46,22 @@ class BuildServer {
       return void res.writeHead(304, { etag }).end();
     }
     res.writeHead(200, { etag, 'content-length': this.build.length, 'content-type': 'text/javascript' });
+    if (this.mode === 'trickle') {
+      // Ten pieces, 300 ms apart: a download that lasts about three seconds.
+      const pieces = 10;
+      const size = Math.ceil(this.build.length / pieces);
+      let sent = 0;
+      const next = () => {
+        const piece = this.build.subarray(sent * size, (sent + 1) * size);
+        sent += 1;
+        this.bodyBytes += piece.length;
+        if (sent >= pieces) return void res.end(piece);
+        res.write(piece);
+        setTimeout(next, 300);
+      };
+      next();
+      return;
+    }
     if (this.mode === 'truncate') {
       const half = this.build.subarray(0, this.build.length >> 1);
       this.bodyBytes += half.length;
@@ -70,15 +86,30 @@ afterEach(async () => {
   await cleanupAll();
 });
 
-function fetchedApp(url: string, options: AppOptions = {}) {
+function fetchedApp(url: string, options: AppOptions = {}, timeouts = 'timeout: 2000, idleTimeout: 500') {
   const app = new TestApp();
-  const fetcher = `new HTTPFetcher({ url: ${JSON.stringify(url)}, interval: 150, timeout: 2000, idleTimeout: 500 })`;
+  const fetcher = `new HTTPFetcher({ url: ${JSON.stringify(url)}, interval: 150, ${timeouts} })`;
   const source = (more: AppOptions) => appSource({ readyTimeout: 3000, ...options, ...more, fetcher });
   app.update({ readyTimeout: 3000, ...options, fetcher });
   return { app, source };
 }
 
 
+
+/**
+ * A build server serving the app's own build, and a master polling it, once the first poll has
+ * found that build running and skipped it.
+ */
+async function servingFromBuildServer(timeouts?: string) {
+  const server = new BuildServer();
+  servers.push(server);
+  const url = `http://127.0.0.1:${await server.listen()}/app.mjs`;
+  const { app, source } = fetchedApp(url, {}, timeouts);
+  server.build = Buffer.from(readFileSync(app.path));
+  const { master, port } = await startWatching(app);
+  expect((await upgradeEnded(master)).msg).toBe('upgrade skipped');
+  return { server, app, source, master, port };
+}
 
 async function freePort(): Promise<number> {
   const probe = net.createServer();
@@ -90,14 +121,8 @@ async function freePort(): Promise<number> {
 
 describe('self-upgrade over HTTP', () => {
   it('installs a build from its own HTTP server under load with no failed request, then polls without transferring a body', async () => {
-    const server = new BuildServer();
-    servers.push(server);
-    const url = `http://127.0.0.1:${await server.listen()}/app.mjs`;
-    const { app, source } = fetchedApp(url);
-    server.build = Buffer.from(readFileSync(app.path));
-    const { master, port } = await startWatching(app);
     // The first poll downloads the running build and skips it.
-    expect((await upgradeEnded(master)).msg).toBe('upgrade skipped');
+    const { server, source, master, port } = await servingFromBuildServer();
     const load = startLoad({ port }, { connections: 10, keepAlive: false });
     await load.flowing();
 
@@ -140,13 +165,8 @@ describe('self-upgrade over HTTP', () => {
   });
 
   it('rejects a truncated download without touching the installed build, and downloads it again', async () => {
-    const server = new BuildServer();
-    servers.push(server);
-    const url = `http://127.0.0.1:${await server.listen()}/app.mjs`;
-    const { app, source } = fetchedApp(url);
-    server.build = Buffer.from(readFileSync(app.path));
-    const { master, port } = await startWatching(app);
-    await upgradeEnded(master);
+    // The first poll downloads the running build and skips it.
+    const { server, app, source, master, port } = await servingFromBuildServer();
     const installedBefore = readFileSync(app.path, 'utf8');
     const load = startLoad({ port }, { connections: 8 });
     await load.flowing();
@@ -166,15 +186,27 @@ describe('self-upgrade over HTTP', () => {
     expect((await get({ port })).body).toBe('Hello after a cut');
   });
 
+  it('reports the progress of a long download: bytes, size and percent', async () => {
+    // The first poll downloads the running build and skips it.
+    const { server, source, master, port } = await servingFromBuildServer('timeout: 20000, idleTimeout: 2000');
+
+    server.mode = 'trickle';
+    server.build = Buffer.from(source({ reply: 'Hello after a slow download' }));
+    expect((await upgradeEnded(master, 2)).msg).toBe('upgrade done');
+    const progress = master.find('upgrade: downloading');
+    expect(progress.length).toBeGreaterThan(0);
+    for (const line of progress) {
+      expect(line.size).toBe(server.build.length);
+      expect(Number(line.bytes)).toBeLessThanOrEqual(server.build.length);
+      expect(Number(line.percent)).toBe(Math.floor((Number(line.bytes) / server.build.length) * 100));
+      expect(Number(line.bytesPerSecond)).toBeGreaterThan(0);
+    }
+    expect((await get({ port })).body).toBe('Hello after a slow download');
+  });
+
   for (const mode of ['fail', 'hang'] as const) {
     it(`keeps serving while the source ${mode === 'fail' ? 'answers 500' : 'hangs'}, says why at warn, and installs once it recovers`, async () => {
-      const server = new BuildServer();
-      servers.push(server);
-      const url = `http://127.0.0.1:${await server.listen()}/app.mjs`;
-      const { app, source } = fetchedApp(url);
-      server.build = Buffer.from(readFileSync(app.path));
-      const { master, port } = await startWatching(app);
-      await upgradeEnded(master);
+      const { server, source, master, port } = await servingFromBuildServer();
       const load = startLoad({ port }, { connections: 8 });
       await load.flowing();
 

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { resolveConfig } from '../config.js';
 import type { Fetcher } from '../fetchers/fetcher.js';
 import { parseAddress } from '../master/addresses.js';
-import type { Entry } from '../master/master.js';
+import type { Entry } from '../master/worker-launch.js';
 import { activatedSocketCount } from '../master/socket-activation.js';
 import { EXIT_USAGE, failAndExit, oneLine, UsageError } from './cli-errors.js';
 import {
@@ -20,6 +20,7 @@ import {
   isNodeProgram,
   parseMilliseconds,
   parseSignal,
+  parseSize,
   parseWorkers,
 } from './run-options.js';
 import { chooseLogFormat, runScript, superviseCommand } from './supervise.js';
@@ -31,6 +32,8 @@ interface RunOptions {
   terminateTimeout?: number;
   readyTimeout?: number;
   readyDelay?: number;
+  maxMemory?: number;
+  memoryCheckInterval?: number;
   restartSignal?: NodeJS.Signals;
   stopSignal?: NodeJS.Signals;
   bin?: string;
@@ -53,6 +56,9 @@ sets them (LISTEN_PID is the worker's own pid). Listen on { fd: 3 } when LISTEN_
   (not node) is counted ready once it has run for --ready-delay ms, ${DEFAULT_READY_DELAY_MS} unless given; a node
   program gets no delay unless you pass one, so it must send 'ready' or the restart is abandoned
   after --ready-timeout.
+  Memory: with --max-memory, the master reads each worker's RSS (/proc/<pid>/status on Linux)
+  every --memory-check-interval ms; a worker past it is replaced as in a restart, one at a time.
+  Hung workers: plain commands send no heartbeat, so no liveness check applies to them.
   Stopping: old workers get --stop-signal (SIGTERM) when their replacement is ready, and
   SIGKILL after --terminate-timeout.
   Upgrades: a build found by --fetch-* replaces --bin, by default the first argument of the
@@ -162,6 +168,8 @@ async function runCommandMode(argv: readonly string[], options: RunOptions): Pro
     ...(options.terminateTimeout !== undefined && { terminateTimeout: options.terminateTimeout }),
     ...(options.readyTimeout !== undefined && { readyTimeout: options.readyTimeout }),
     ...(options.restartSignal !== undefined && { restartSignal: options.restartSignal }),
+    ...(options.maxMemory !== undefined && { maxMemory: options.maxMemory }),
+    ...(options.memoryCheckInterval !== undefined && { memoryCheckInterval: options.memoryCheckInterval }),
     ...(fetcher !== undefined && { fetcher }),
     ...(publicKey !== undefined && { publicKey }),
     ...(options.pidFile !== undefined && { pidFile: options.pidFile }),
@@ -205,6 +213,8 @@ export function addRunCommand(program: Command): void {
     .option('--terminate-timeout <ms>', 'how long an old worker may drain before SIGKILL (default: 30000)', parseMilliseconds)
     .option('--ready-timeout <ms>', 'how long a new worker may take to be ready before the restart is abandoned (default: 30000)', parseMilliseconds)
     .option('--ready-delay <ms>', `count a worker ready once it has run this long, for programs that never send 'ready' (default: ${DEFAULT_READY_DELAY_MS} when the command is not node, else none)`, parseMilliseconds)
+    .option('--max-memory <size>', 'replace a worker whose resident memory (RSS) grows past this, one at a time, with no downtime: 512MB, 2GB (default: no limit)', parseSize)
+    .option('--memory-check-interval <ms>', 'how often each worker\'s memory is sampled when --max-memory is given (default: 5000)', parseMilliseconds)
     .option('--restart-signal <signal>', 'signal to the master that restarts the workers (default: SIGUSR2)', parseSignal)
     .option('--stop-signal <signal>', 'signal that asks an old worker to drain and exit (default: SIGTERM)', parseSignal)
     .option('--bin <path>', 'the file a fetched build replaces (default: the first argument naming an existing file)')

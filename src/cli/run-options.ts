@@ -6,6 +6,7 @@ import { accessSync, constants as fsConstants, openSync, readSync, closeSync, st
 import { constants as osConstants } from 'node:os';
 import { basename, delimiter, join, resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
+import { parseByteSize } from '../health-options.js';
 import { buildKindOf } from '../master/upgrade/build-kind.js';
 
 /** Readiness for programs that cannot send `process.send('ready')`: counted ready after this long up. */
@@ -18,6 +19,15 @@ export function parseMilliseconds(value: string): number {
     throw new InvalidArgumentError(`expected a whole number of milliseconds >= 1, such as 5000`);
   }
   return number;
+}
+
+/** commander value parser: a size in bytes, or with a unit (`512MB`, `2GB`: powers of 1024). */
+export function parseSize(value: string): number {
+  try {
+    return parseByteSize('the size', /^\d+$/.test(value.trim()) ? Number(value) : value);
+  } catch {
+    throw new InvalidArgumentError(`expected a size of at least 1MB such as 512MB or 2GB (KB, MB and GB are powers of 1024), or a number of bytes`);
+  }
 }
 
 /** commander value parser: a worker count or 'auto'. */

@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import type { ResolvedConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import { createLogger, LOG_ENV } from '../logger.js';
-import type { Entry } from '../master/master.js';
+import type { Entry } from '../master/worker-launch.js';
 import { bufferMasterSignals } from '../master/signals.js';
 import { failAndExit, UsageError } from './cli-errors.js';
 

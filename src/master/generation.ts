@@ -30,16 +30,19 @@ export type RestartOutcome =
   | { ok: false; generation: number | undefined; reason: string };
 
 /**
- * Waits until every worker of a new generation is ready. Fails as soon as one exits first, when
- * `timeoutMs` passes, or when `cancel` aborts, with a reason a person can act on.
+ * Waits until every worker of a new generation is ready (or only the workers `only` names: the
+ * replacements of single workers). Fails as soon as one exits first, when `timeoutMs` passes, or
+ * when `cancel` aborts, with a reason a person can act on.
  */
 export function awaitGenerationReady(
   generation: Generation,
   timeoutMs: number,
   cancel: AbortSignal,
+  only?: readonly WorkerProcess[],
 ): Promise<{ ok: true } | { ok: false; reason: string }> {
   return new Promise((resolve) => {
-    const workers = [...generation.workers];
+    const workers = only ? [...only] : [...generation.workers];
+    const what = only ? `replacement worker ${workers.map((worker) => worker.pid).join(', ')} of generation ${generation.number}` : `new generation ${generation.number}`;
     let pending = workers.filter((worker) => worker.phase !== 'ready').length;
     const cleanups: Array<() => void> = [];
     const finish = (result: { ok: true } | { ok: false; reason: string }) => {
@@ -48,7 +51,7 @@ export function awaitGenerationReady(
     };
     if (pending === 0) return finish({ ok: true });
     const timer = setTimeout(
-      () => finish({ ok: false, reason: `new generation ${generation.number} was not ready within readyTimeout (${timeoutMs} ms)` }),
+      () => finish({ ok: false, reason: `${what} was not ready within readyTimeout (${timeoutMs} ms)` }),
       timeoutMs,
     );
     cleanups.push(() => clearTimeout(timer));

@@ -1,13 +1,11 @@
 import type { ResolvedConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { ENV } from '../protocol.js';
 import { CrashBackoff } from './backoff.js';
 import { hashFile } from './build-id.js';
 import { awaitGenerationReady, Generation, type Build, type RestartOutcome } from './generation.js';
 import { bindAll, unlinkUnixSockets, type BoundListener } from './listeners.js';
 import { assertMasterInternals } from './node-internals.js';
-import { plainWorkerLaunch, type PlainCommand } from './plain-command.js';
 import { SystemdNotifier } from './sd-notify.js';
 import { adoptActivatedSockets } from './socket-activation.js';
 import { installMasterSignals, type SignalBuffer } from './signals.js';
@@ -18,23 +16,13 @@ import { currentRelease } from './upgrade/archive.js';
 import { releaseLayoutOf, type ReleaseLayout } from './upgrade/layout.js';
 import { SelfUpgrade } from './upgrade/self-upgrade.js';
 import { WorkerProcess } from './worker-process.js';
+import { workerCommand, workerEnvironment, type Entry } from './worker-launch.js';
+import { WorkerHealth } from './worker-health.js';
+import { WorkerReplacer } from './replacement.js';
 import { startControlServer, type ControlServer } from './control.js';
 import { claimPidFile, type PidFile } from './pid-file.js';
 
-/** How to start the entry script again as a worker. */
-export interface Entry {
-  binPath: string;
-  execPath: string;
-  execArgv: readonly string[];
-  args: readonly string[];
-  /** Run this command as each worker instead of the entry script (`overseer run -- <command>`); `binPath` is then the file upgrades replace. */
-  command?: PlainCommand | undefined;
-}
-
-/** Inspector flags would make every worker fight over the master's debug port. */
-function workerExecArgv(execArgv: readonly string[]): string[] {
-  return execArgv.filter((flag) => !/^--(inspect|inspect-brk|inspect-wait|inspect-port|debug-port)(=|$)/.test(flag));
-}
+export type { Entry } from './worker-launch.js';
 
 /**
  * The long-lived process: owns the listening sockets, runs generations of workers on them,
@@ -63,6 +51,7 @@ export class Master {
   /** systemd's Type=notify: told READY, RELOADING, STOPPING. */
   private readonly systemd: SystemdNotifier | undefined;
   private readyReported = false;
+  private health: WorkerHealth | undefined;
 
   /** `log` is the base logger: the master's lines get `role: 'master'`, its workers' `role: 'worker'`. */
   constructor(
@@ -120,7 +109,27 @@ export class Master {
     const generation = new Generation(this.nextGeneration++, build);
     this.current = generation;
     for (let slot = 0; slot < this.config.workers; slot++) this.spawnWorker(generation, build, slot);
+    this.watchHealth();
     if (this.config.fetcher) await this.startFetching(build.buildId);
+  }
+
+  /** Starts the liveness and memory checks of the serving generation's workers. */
+  private watchHealth(): void {
+    const replacer = new WorkerReplacer({
+      config: this.config,
+      log: this.log,
+      cancel: this.shutdownController.signal,
+      serving: () => (this.shuttingDown ? undefined : this.current),
+      restarting: () => this.restartRun !== undefined,
+      spawn: async (generation, slot, restarts) => {
+        const build = await this.readBuild();
+        if (generation !== this.current || this.shuttingDown) throw new Error('a restart or shutdown began meanwhile');
+        return this.spawnWorker(generation, build, slot, restarts);
+      },
+    });
+    const watched = () => [...(this.current?.workers ?? [])].filter((worker) => !worker.beingReplaced && !worker.pendingReplacement && worker.phase === 'ready');
+    this.health = new WorkerHealth(this.config, watched, replacer, this.log);
+    this.health.start();
   }
 
   /** The installed build: its id, and whether it is a script for node or a program of its own. */
@@ -254,33 +263,11 @@ export class Master {
     return { ok: true, generation: generation.number, buildId, durationMs };
   }
 
-  private spawnWorker(generation: Generation, { buildId, kind }: Build, slot: number, restarts = 0): WorkerProcess {
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      [ENV.worker]: '1',
-      [ENV.binId]: buildId,
-      [ENV.binPath]: this.entry.binPath,
-      [ENV.generation]: String(generation.number),
-      [ENV.addresses]: JSON.stringify(this.addresses),
-      [ENV.terminateTimeout]: String(this.config.terminateTimeout),
-      [ENV.listenFds]: String(this.listeners.length),
-      [ENV.listenFdNames]: this.listeners.map((listener) => listener.name).join(':'),
-    };
-    // A pid can only be named after fork; a LISTEN_PID inherited from our own activation would lie.
-    delete env[ENV.listenPid];
-    // Only the master speaks to systemd: a worker's READY=1 would be taken for the service's.
-    delete env.NOTIFY_SOCKET;
-    if (this.listeners.length === 0) {
-      delete env[ENV.listenFds];
-      delete env[ENV.listenFdNames];
-    }
-    // A script runs on the master's own node; a native build is a program of its own; a plain command runs as given.
+  private spawnWorker(generation: Generation, build: Build, slot: number, restarts = 0): WorkerProcess {
+    const { buildId } = build;
+    const env = workerEnvironment(this.entry, this.config, { generation: generation.number, buildId, listeners: this.listeners });
     const plain = this.entry.command;
-    const { command, args } = plain
-      ? plainWorkerLaunch(plain.argv)
-      : kind === 'native'
-        ? { command: this.entry.binPath, args: [...this.entry.args] }
-        : { command: this.entry.execPath, args: [...workerExecArgv(this.entry.execArgv), this.entry.binPath, ...this.entry.args] };
+    const { command, args } = workerCommand(this.entry, build);
     this.log.debug({ generation: generation.number, command, args, listenFds: this.listeners.length }, 'spawning worker');
     const worker = new WorkerProcess(
       {
@@ -331,6 +318,12 @@ export class Master {
         this.draining.splice(index, 1);
         this.log.info({ generation: generation.number, draining: this.draining.length }, 'generation drained');
       }
+      return;
+    }
+    if (worker.pendingReplacement || worker.slotCovered) {
+      // A replacement of a hung worker or one over maxMemory failed, or the worker it replaces died
+      // first: replaceWorker decides what fills the slot.
+      this.log.warn({ ...fields, reason: worker.describeExit() }, worker.pendingReplacement ? 'worker exited before it was ready' : 'worker exited while its replacement starts');
       return;
     }
     if (generation === this.current && !this.shuttingDown) {
@@ -401,6 +394,7 @@ export class Master {
     const workers = this.liveWorkers();
     this.shutdownController.abort();
     this.selfUpgrade?.stop();
+    this.health?.stop();
     for (const timer of this.replacementTimers) clearTimeout(timer);
     await Promise.all(workers.map((worker) => worker.stop(this.config.terminateTimeout)));
     this.closeListeners();

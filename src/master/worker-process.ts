@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger.js';
-import { asFailedMessage, asLogMessage, isReadyMessage, isRestartMessage, type StopMessage } from '../protocol.js';
+import { asFailedMessage, asHeartbeatMessage, asLogMessage, isReadyMessage, isRestartMessage, type StopMessage } from '../protocol.js';
 
 export type WorkerPhase = 'starting' | 'ready' | 'draining' | 'exited';
 
@@ -49,6 +49,18 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
   /** Why the program said it failed, when it did. */
   failure: string | undefined;
   exitInfo: WorkerExit | undefined;
+  /** When the last heartbeat came; undefined until the first (a worker that sends none is never judged hung). */
+  lastHeartbeatAt: number | undefined;
+  /** RSS in bytes the worker reported with its last heartbeat. */
+  reportedRss: number | undefined;
+  /** RSS in bytes at the master's last memory sample. */
+  lastRss: number | undefined;
+  /** A replacement for this worker is starting (it hung, or grew past maxMemory): it is judged no more. */
+  beingReplaced = false;
+  /** A replacement is starting in this worker's slot: if this worker dies meanwhile, the slot needs no crash replacement. */
+  slotCovered = false;
+  /** This worker replaces another and is not ready yet: if it exits now, the replacement failed, which is not a crash to replace. */
+  pendingReplacement = false;
   readonly exited: Promise<WorkerExit>;
   private readonly child: ChildProcess;
   private readonly log: Logger;
@@ -111,7 +123,15 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
   }
 
   private onMessage(message: unknown): void {
-    if (isReadyMessage(message)) {
+    // Any message proves the worker's loop turns: a ready message right after a long synchronous
+    // start-up must not find a stale heartbeat.
+    if (this.lastHeartbeatAt !== undefined) this.lastHeartbeatAt = Date.now();
+    const heartbeat = asHeartbeatMessage(message);
+    if (heartbeat) {
+      // First: the most frequent message by far.
+      this.lastHeartbeatAt = Date.now();
+      this.reportedRss = heartbeat.rss;
+    } else if (isReadyMessage(message)) {
       this.becomeReady({});
     } else if (isRestartMessage(message)) {
       this.emit('restart');

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerHttp2Session } from 'node:http2';
 import net from 'node:net';
 import { assertDrainInternals, isHttpParsed, responseInFlight } from '../master/node-internals.js';
 
@@ -17,8 +18,17 @@ function untrack(this: TrackedSocket): void {
   this[SET]?.delete(this);
 }
 
-/** What happens to an open socket when draining begins. Every such decision is made here. */
-export type SocketFate = 'close-after-response' | 'close-when-idle' | 'leave-to-application';
+/**
+ * What happens to an open socket when draining begins. Every such decision is made here.
+ * `close-after-streams`: an HTTP/2 connection; its session is told GOAWAY and closes once the
+ * streams it already accepted have finished.
+ */
+export type SocketFate = 'close-after-response' | 'close-when-idle' | 'close-after-streams' | 'leave-to-application';
+
+/** `node:http2` servers, plain or TLS: the only servers with `updateSettings`. */
+function isHttp2Server(server: net.Server): boolean {
+  return typeof (server as { updateSettings?: unknown }).updateSettings === 'function';
+}
 
 /**
  * Stops one server gracefully: no new connections, `Connection: close` on every further
@@ -28,6 +38,8 @@ export type SocketFate = 'close-after-response' | 'close-when-idle' | 'leave-to-
 export class ServerDrain {
   private readonly sockets = new Set<net.Socket>();
   private readonly isHttp: boolean;
+  /** The open HTTP/2 sessions of an `node:http2` server; undefined for any other server. */
+  private readonly sessions: Set<ServerHttp2Session> | undefined;
   private closed: Promise<void> | undefined;
 
   constructor(private readonly server: net.Server) {
@@ -37,6 +49,27 @@ export class ServerDrain {
     const isTls = typeof (server as { setSecureContext?: unknown }).setSecureContext === 'function';
     const event = isTls ? 'secureConnection' : 'connection';
     server.on(event, this.track);
+    if (isHttp2Server(server)) {
+      this.sessions = new Set();
+      server.on('session', this.trackSession);
+    }
+  }
+
+  private readonly trackSession = (session: ServerHttp2Session): void => {
+    // A connection accepted just before the drain may only now have finished its handshake.
+    if (this.closed) return this.goAway(session);
+    this.sessions?.add(session);
+    session.once('close', () => this.sessions?.delete(session));
+  };
+
+  /**
+   * GOAWAY with the last stream the session accepted, as `session.close()` sends it: streams
+   * already accepted finish, and the client opens a new connection for further requests. A
+   * request the client sent before the GOAWAY reached it is refused with REFUSED_STREAM, which
+   * HTTP/2 defines as never processed and safe to retry; clients retry it.
+   */
+  private goAway(session: ServerHttp2Session): void {
+    if (!session.closed && !session.destroyed) session.close();
   }
 
   private readonly track = (socket: TrackedSocket): void => {
@@ -51,6 +84,8 @@ export class ServerDrain {
 
   /** Decides what becomes of `socket` now that draining has begun. */
   fateOf(socket: net.Socket): SocketFate {
+    // An HTTP/1 request on an http2 server with allowHTTP1 is parsed by the HTTP/1 parser, as below.
+    if (this.sessions && !isHttpParsed(socket)) return 'close-after-streams';
     if (!this.isHttp || !isHttpParsed(socket)) return 'leave-to-application';
     const response = responseInFlight(socket);
     if (response !== null && !response.headersSent) {
@@ -98,6 +133,7 @@ export class ServerDrain {
     });
     if (this.isHttp) this.server.prependListener('request', this.onRequestWhileDraining);
     for (const socket of this.sockets) this.fateOf(socket);
+    for (const session of this.sessions ?? []) this.goAway(session);
     return this.closed;
   }
 

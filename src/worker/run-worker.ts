@@ -35,6 +35,19 @@ function sendToMaster(message: WorkerToMaster, callback?: () => void): void {
   }
 }
 
+/**
+ * Tells the master this worker's event loop still turns, every `interval` ms, starting now: a
+ * blocked loop cannot fire the timer, and its silence is what the master's liveness check sees.
+ * Unref'd: the heartbeat never keeps a worker alive.
+ */
+function startHeartbeat(env: NodeJS.ProcessEnv): void {
+  const interval = Number(env[ENV.livenessInterval]);
+  if (!Number.isFinite(interval) || interval <= 0 || !process.send) return;
+  const beat = () => sendToMaster({ overseer: 'heartbeat', rss: process.memoryUsage.rss() });
+  beat();
+  setInterval(beat, interval).unref();
+}
+
 /** The worker leaves a little of the master's kill deadline for its own forced close and exit. */
 function ownDeadline(terminateTimeout: number): number {
   return Math.max(0, terminateTimeout - Math.min(1000, terminateTimeout / 10));
@@ -107,6 +120,7 @@ export async function runWorker(config: ResolvedConfig, setup: WorkerSetup): Pro
       if (stopMessage) void stop('asked by the master', stopMessage.timeout);
     });
     process.on('disconnect', () => void stop('the master is gone', setup.terminateTimeout));
+    startHeartbeat(process.env);
   } else {
     process.on('SIGINT', () => void stop('SIGINT', setup.terminateTimeout));
   }

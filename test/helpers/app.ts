@@ -29,6 +29,8 @@ export interface AppOptions {
   imports?: string;
   /** Code placed before everything else in the module (runs in the master, workers and sanity checks). */
   top?: string;
+  /** Code run first for each request, with `req`, `res`, `url` (a URL) and `state` in scope: it may answer and `return`. */
+  onRequest?: string;
   /** An expression for the `fetcher` option; `FileFetcher`, `HTTPFetcher` and `S3Fetcher` are imported. */
   fetcher?: string;
 }
@@ -62,6 +64,8 @@ const REPLY = ${JSON.stringify(reply)};
 
 function handler(state) {
   return (req, res) => {
+    const url = new URL(req.url, 'http://x');
+    ${options.onRequest ?? ''}
     const delay = Number(new URL(req.url, 'http://x').searchParams.get('delay') ?? 0);
     const answer = () => {
       if (!res.headersSent) {

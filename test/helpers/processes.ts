@@ -96,23 +96,22 @@ export class MasterProcess {
     return this.logs.filter((line) => line.msg.startsWith(prefix) && where(line));
   }
 
-  /** Waits for the `count`-th log line matching; fails naming `prefix` if it does not come. */
-  waitForLog(prefix: string, options: { count?: number; timeoutMs?: number; where?: (line: LogLine) => boolean } = {}): Promise<LogLine> {
-    const { count = 1, timeoutMs = 15_000, where } = options;
+  /** Waits until `find` finds something, failing with `what` when the process exits first or `timeoutMs` passes. */
+  private waitFor<T>(find: () => T | undefined, what: string, timeoutMs: number): Promise<T> {
     return new Promise((resolve, reject) => {
       const check = () => {
-        const found = this.find(prefix, where);
-        if (found.length >= count) {
+        const found = find();
+        if (found !== undefined) {
           cleanup();
-          resolve(found[count - 1]!);
+          resolve(found);
         } else if (this.child.exitCode !== null || this.child.signalCode !== null) {
           cleanup();
-          reject(new Error(`master exited before logging "${prefix}" (#${count}); log:\n${this.describe()}`));
+          reject(new Error(`process exited before ${what}; output:\n${this.describe()}`));
         }
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`no "${prefix}" log line (#${count}) within ${timeoutMs} ms; log:\n${this.describe()}`));
+        reject(new Error(`not within ${timeoutMs} ms: ${what}; output:\n${this.describe()}`));
       }, timeoutMs);
       const cleanup = () => {
         clearTimeout(timer);
@@ -123,31 +122,17 @@ export class MasterProcess {
     });
   }
 
+  /** Waits for the `count`-th log line matching; fails naming `prefix` if it does not come. */
+  waitForLog(prefix: string, options: { count?: number; timeoutMs?: number; where?: (line: LogLine) => boolean } = {}): Promise<LogLine> {
+    const { count = 1, timeoutMs = 15_000, where } = options;
+    return this.waitFor(() => this.find(prefix, where)[count - 1], `logging "${prefix}" (#${count})`, timeoutMs);
+  }
+
   /** Waits for a line of other output (not a JSON log line) matching `pattern`. */
   waitForOutput(pattern: RegExp, timeoutMs = 15_000): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const found = this.otherOutput.find((line) => pattern.test(line));
-        if (found !== undefined) {
-          cleanup();
-          resolve(found);
-        } else if (this.child.exitCode !== null || this.child.signalCode !== null) {
-          cleanup();
-          reject(new Error(`process exited before printing ${pattern}; output:\n${this.describe()}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`no output line matching ${pattern} within ${timeoutMs} ms; output:\n${this.describe()}`));
-      }, timeoutMs);
-      const cleanup = () => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-      };
-      this.waiters.add(check);
-      check();
-    });
+    return this.waitFor(() => this.otherOutput.find((line) => pattern.test(line)), `printing ${pattern}`, timeoutMs);
   }
+
 
   /** The first bound address, once the master has bound it. */
   async address(index = 0): Promise<string> {

@@ -29,6 +29,19 @@ class HashingLimit extends Transform {
   }
 }
 
+/** How often a download still under way says how far it got. */
+export const PROGRESS_EVERY_MS = 2000;
+
+/** What a download reports while it runs. */
+export interface DownloadProgress {
+  bytes: number;
+  /** The size the source announced, when it did. */
+  size: number | undefined;
+  /** Whole percent of `size`, when known. */
+  percent: number | undefined;
+  bytesPerSecond: number;
+}
+
 export interface Downloaded {
   /** Hex SHA-256 of the bytes as the source published them: what checksums and signatures cover. */
   sha256: string;
@@ -39,14 +52,31 @@ export interface Downloaded {
  * Streams a build to `path`, hashing on the way and stopping past `maxBytes`; memory use does not
  * grow with the build's size. A stream that errors (a truncated download) leaves no file behind.
  */
-export async function download(stream: Readable, path: string, maxBytes: number, signal: AbortSignal): Promise<Downloaded> {
-  const limit = new HashingLimit(maxBytes, 'the build');
+export async function download(
+  stream: Readable,
+  path: string,
+  options: { maxBytes: number; signal: AbortSignal; size?: number | undefined; onProgress?: (progress: DownloadProgress) => void },
+): Promise<Downloaded> {
+  const limit = new HashingLimit(options.maxBytes, 'the build');
+  const began = Date.now();
+  // A timer, not a check per chunk: a fast download says nothing, a long one speaks every few seconds.
+  const progress = setInterval(() => {
+    const size = options.size;
+    options.onProgress?.({
+      bytes: limit.bytes,
+      size,
+      percent: size ? Math.min(100, Math.floor((limit.bytes / size) * 100)) : undefined,
+      bytesPerSecond: Math.round(limit.bytes / ((Date.now() - began) / 1000)),
+    });
+  }, PROGRESS_EVERY_MS);
   try {
-    await pipeline(stream, limit, createWriteStream(path, { mode: 0o600 }), { signal });
+    await pipeline(stream, limit, createWriteStream(path, { mode: 0o600 }), { signal: options.signal });
   } catch (error) {
     stream.destroy();
     await rm(path, { force: true });
     throw error;
+  } finally {
+    clearInterval(progress);
   }
   return { sha256: limit.hash.digest('hex'), bytes: limit.bytes };
 }

@@ -93,7 +93,12 @@ export class Upgrader {
       const known = build.sha256?.toLowerCase();
       if (known !== undefined) this.skipIfKnown(known);
       log.info({ size: build.size, name: build.name }, 'upgrade: new build found, downloading');
-      const downloaded = await download(build.stream, this.paths.download, this.options.maxBuildSize, this.options.signal);
+      const downloaded = await download(build.stream, this.paths.download, {
+        maxBytes: this.options.maxBuildSize,
+        signal: this.options.signal,
+        size: build.size,
+        onProgress: (progress) => log.info(progress, 'upgrade: downloading'),
+      });
       log.info({ sha256: downloaded.sha256, bytes: downloaded.bytes }, 'upgrade: build downloaded');
       if (known !== undefined && known !== downloaded.sha256) {
         this.forgetFetched(forget, log);
