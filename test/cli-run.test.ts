@@ -249,6 +249,8 @@ describe('systemd', () => {
     expect(reply.headers['x-listen-pid']).toBe(reply.headers['x-pid']);
     master.signal('SIGUSR2');
     await master.waitForLog('restart done');
+    // A plain command stops accepting when its SIGTERM is handled, a moment after restart done.
+    await master.waitForLog('generation drained');
     expect((await get({ port })).headers['x-generation']).toBe('2');
   });
 
