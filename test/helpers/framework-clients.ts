@@ -3,7 +3,8 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import type { LoadResult } from './load.js';
+import { NeverProcessed, startRequestLoad, type RequestOnce } from './load.js';
+
 
 /** A self-signed certificate for 127.0.0.1, made with the openssl command in `dir`. */
 export function selfSignedCertificate(dir: string): { key: string; cert: string } {
@@ -14,60 +15,6 @@ export function selfSignedCertificate(dir: string): { key: string; cert: string 
     '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
   ], { stdio: 'ignore' });
   return { key, cert };
-}
-
-/** One request's outcome: its status and the generation header, or thrown on failure. */
-type RequestOnce = () => Promise<{ status: number; generation: string }>;
-
-/** What a load loop may retry without counting a failure: a request the server never processed. */
-export class NeverProcessed extends Error {}
-
-/**
- * Keeps `connections` loops calling `requestOnce` back to back until stopped, as `startLoad` does
- * for plain HTTP. Every failure counts, except `NeverProcessed`, which is counted in `retried`.
- */
-export function startRequestLoad(connections: number, requestOnce: RequestOnce, onStop: () => void = () => {}) {
-  const result: LoadResult & { retried: number } = { ok: 0, errors: {}, failed: 0, generations: {}, retried: 0 };
-  let running = true;
-  const loops = Array.from({ length: connections }, async () => {
-    while (running) {
-      try {
-        const { status, generation } = await requestOnce();
-        if (status === 200) {
-          result.ok += 1;
-          result.generations[generation] = (result.generations[generation] ?? 0) + 1;
-        } else {
-          result.failed += 1;
-          result.errors[`HTTP ${status}`] = (result.errors[`HTTP ${status}`] ?? 0) + 1;
-        }
-      } catch (error) {
-        if (error instanceof NeverProcessed) {
-          result.retried += 1;
-          continue;
-        }
-        const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-        result.failed += 1;
-        result.errors[code] = (result.errors[code] ?? 0) + 1;
-      }
-    }
-  });
-  return {
-    result,
-    async flowing(count = 20, timeoutMs = 10_000): Promise<void> {
-      const target = result.ok + count;
-      const deadline = Date.now() + timeoutMs;
-      while (result.ok < target) {
-        if (Date.now() > deadline) throw new Error(`load is not flowing: ${result.ok} ok, errors ${JSON.stringify(result.errors)}`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    },
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-      onStop();
-      return result;
-    },
-  };
 }
 
 /** HTTPS (HTTP/1.1) load accepting a self-signed certificate: keep-alive, or a new connection per request. */

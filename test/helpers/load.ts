@@ -46,29 +46,35 @@ export interface LoadResult {
   generations: Record<string, number>;
 }
 
+/** One request's outcome: its status and the generation header, or thrown on failure. */
+export type RequestOnce = () => Promise<{ status: number; generation: string }>;
+
+/** What a load loop may retry without counting a failure: a request the server never processed (HTTP/2 REFUSED_STREAM). */
+export class NeverProcessed extends Error {}
+
 /**
- * Keeps `connections` clients sending requests back to back until stopped: with keep-alive
- * (a pooled agent, as most clients do) or with a new connection per request. No retries: every
- * failure counts.
+ * Keeps `connections` loops calling `requestOnce` back to back until stopped. No retries: every
+ * failure counts, except `NeverProcessed`, which is counted in `retried`.
  */
-export function startLoad(target: Target, options: { connections?: number; keepAlive?: boolean; path?: string } = {}) {
-  const { connections = 10, keepAlive = true, path = '/' } = options;
-  const agent = keepAlive ? new http.Agent({ keepAlive: true, maxSockets: connections }) : undefined;
-  const result: LoadResult = { ok: 0, errors: {}, failed: 0, generations: {} };
+export function startRequestLoad(connections: number, requestOnce: RequestOnce, onStop: () => void = () => {}) {
+  const result: LoadResult & { retried: number } = { ok: 0, errors: {}, failed: 0, generations: {}, retried: 0 };
   let running = true;
   const loops = Array.from({ length: connections }, async () => {
     while (running) {
       try {
-        const reply = await get(target, path, agent);
-        if (reply.status === 200) {
+        const { status, generation } = await requestOnce();
+        if (status === 200) {
           result.ok += 1;
-          const generation = String(reply.headers['x-generation']);
           result.generations[generation] = (result.generations[generation] ?? 0) + 1;
         } else {
           result.failed += 1;
-          result.errors[`HTTP ${reply.status}`] = (result.errors[`HTTP ${reply.status}`] ?? 0) + 1;
+          result.errors[`HTTP ${status}`] = (result.errors[`HTTP ${status}`] ?? 0) + 1;
         }
       } catch (error) {
+        if (error instanceof NeverProcessed) {
+          result.retried += 1;
+          continue;
+        }
         const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
         result.failed += 1;
         result.errors[code] = (result.errors[code] ?? 0) + 1;
@@ -86,11 +92,26 @@ export function startLoad(target: Target, options: { connections?: number; keepA
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     },
-    async stop(): Promise<LoadResult> {
+    async stop() {
       running = false;
       await Promise.all(loops);
-      agent?.destroy();
+      onStop();
       return result;
     },
   };
+}
+
+/**
+ * Keeps `connections` clients sending requests back to back until stopped: with keep-alive
+ * (a pooled agent, as most clients do) or with a new connection per request. No retries: every
+ * failure counts.
+ */
+export function startLoad(target: Target, options: { connections?: number; keepAlive?: boolean; path?: string } = {}) {
+  const { connections = 10, keepAlive = true, path = '/' } = options;
+  const agent = keepAlive ? new http.Agent({ keepAlive: true, maxSockets: connections }) : undefined;
+  const requestOnce: RequestOnce = async () => {
+    const reply = await get(target, path, agent);
+    return { status: reply.status, generation: String(reply.headers['x-generation']) };
+  };
+  return startRequestLoad(connections, requestOnce, () => agent?.destroy());
 }
