@@ -123,13 +123,11 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
   }
 
   private onMessage(message: unknown): void {
-    // Any message proves the worker's loop turns: a ready message right after a long synchronous
-    // start-up must not find a stale heartbeat.
-    if (this.lastHeartbeatAt !== undefined) this.lastHeartbeatAt = Date.now();
     const heartbeat = asHeartbeatMessage(message);
+    // Any message proves the worker's loop turns (a ready message right after a long synchronous
+    // start-up must not find a stale heartbeat), once the worker has shown it sends heartbeats.
+    if (heartbeat || this.lastHeartbeatAt !== undefined) this.lastHeartbeatAt = Date.now();
     if (heartbeat) {
-      // First: the most frequent message by far.
-      this.lastHeartbeatAt = Date.now();
       this.reportedRss = heartbeat.rss;
     } else if (isReadyMessage(message)) {
       this.becomeReady({});

@@ -54,10 +54,6 @@ function ownDeadline(terminateTimeout: number): number {
 }
 
 /**
- * Runs `program` as a worker: reports readiness, and on the master's stop message, SIGTERM or the
- * master's death drains every served server and exits.
- */
-/**
  * The user's logger when given. Otherwise, under a master, lines go to the master to write (see
  * `relayLogger`); in-process, straight to overseer's default logger.
  */
@@ -74,6 +70,10 @@ async function exitAfterLogs(log: Partial<Pick<FlushableLogger, 'flush'>>, code:
   process.exit(code);
 }
 
+/**
+ * Runs `program` as a worker: reports readiness, and on the master's stop message, SIGTERM or the
+ * master's death drains every served server and exits.
+ */
 export async function runWorker(config: ResolvedConfig, setup: WorkerSetup): Promise<void> {
   const log = workerLogger(config, setup);
   const shutdown = new AbortController();
