@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: ['src/index.ts', 'src/cli/main.ts'],
+  entryPoints: ['src/index.ts', 'src/cli/main.ts', 'src/worker/spare.ts'],
   outdir: 'dist',
   outbase: 'src',
   bundle: true,

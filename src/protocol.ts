@@ -58,7 +58,22 @@ export interface StopMessage {
   timeout: number;
 }
 
-export type MasterToWorker = StopMessage;
+/** A warm spare tells the master it has booted and waits for a build to run (see `SparePool`). */
+export interface SpareReadyMessage {
+  overseer: 'spare-ready';
+  /** False where this node cannot run a main module on request: the master then stops using spares. */
+  supported: boolean;
+}
+
+/** The master turns a warm spare into a worker: the environment a worker spawned now would get, and its argv after node's own. */
+export interface StartMessage {
+  overseer: 'start';
+  env: Record<string, string>;
+  /** The entry script's path, then its arguments. */
+  argv: string[];
+}
+
+export type MasterToWorker = StopMessage | StartMessage;
 
 function isOverseerMessage(message: unknown): message is { overseer: unknown } {
   return typeof message === 'object' && message !== null && 'overseer' in message;
@@ -125,6 +140,21 @@ export function asStopMessage(message: unknown): StopMessage | undefined {
     return { overseer: 'stop', timeout: Number.isFinite(timeout) && timeout > 0 ? timeout : 30_000 };
   }
   return undefined;
+}
+
+export function asSpareReadyMessage(message: unknown): SpareReadyMessage | undefined {
+  if (!isOverseerMessage(message) || message.overseer !== 'spare-ready') return undefined;
+  return { overseer: 'spare-ready', supported: (message as { supported?: unknown }).supported === true };
+}
+
+export function asStartMessage(message: unknown): StartMessage | undefined {
+  if (!isOverseerMessage(message) || message.overseer !== 'start') return undefined;
+  const { env, argv } = message as { env?: unknown; argv?: unknown };
+  if (typeof env !== 'object' || env === null || !Array.isArray(argv) || argv.length === 0) return undefined;
+  if (!argv.every((arg): arg is string => typeof arg === 'string')) return undefined;
+  const strings: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) if (typeof value === 'string') strings[key] = value;
+  return { overseer: 'start', env: strings, argv };
 }
 
 export function isWorkerProcess(env: NodeJS.ProcessEnv = process.env): boolean {

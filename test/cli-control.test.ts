@@ -175,6 +175,7 @@ describe('overseer status', () => {
         { number: 11, buildId: id, state: 'draining', workers: [{ pid: 4_194_301, generation: 11, slot: 0, phase: 'draining', uptimeMs: 5_000, restarts: 0 }] },
       ],
       lastRestart: { ok: false, generation: 13, reason: 'worker 123 program threw: ' + 'a very long reason '.repeat(20), at: new Date(0).toISOString() },
+      spares: 1,
       build: {
         running: { buildId: id, version: 'v1.2.3' },
         sources: [{ source: 'https://example.com/' + 'x'.repeat(100), lastCheckAt: new Date(0).toISOString(), lastResult: 'failed', lastError: 'boom '.repeat(40), consecutiveFailures: 4 }],
@@ -188,6 +189,7 @@ describe('overseer status', () => {
     expect(text).not.toContain('ababababababa');
     expect(text).toMatch(/^12 +current +abababababab +4194302 +0 +ready +1d01h +3$/m);
     expect(text).toMatch(/^11 +draining/m);
+    expect(text).toMatch(/^warm spares +1 booted, waiting for the next restart$/m);
     expect(text).toContain('draining      generation 11 (1 worker)');
     expect(text).toContain('ABANDONED generation 13, 1h00m ago');
     expect(text).toContain('version v1.2.3');

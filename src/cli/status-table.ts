@@ -130,6 +130,7 @@ export function formatStatus(status: MasterStatus, options: { now?: number; widt
     const list = draining.map((generation) => `${generation.number} (${plural(generation.workers.length, 'worker')})`).join(', ');
     label('draining', `generation ${list}`);
   }
+  if (status.spares > 0) label('warm spares', `${status.spares} booted, waiting for the next restart`);
   lines.push('');
   for (const row of table(workerRows(status.generations))) lines.push(fit(row, width));
   lines.push('');

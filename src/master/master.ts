@@ -16,7 +16,8 @@ import { currentRelease } from './upgrade/archive.js';
 import { releaseLayoutOf, type ReleaseLayout } from './upgrade/layout.js';
 import { SelfUpgrade } from './upgrade/self-upgrade.js';
 import { WorkerProcess } from './worker-process.js';
-import { workerCommand, workerEnvironment, type Entry } from './worker-launch.js';
+import { spareCommand, warmStartArgv, workerCommand, workerEnvironment, type Entry } from './worker-launch.js';
+import { SparePool, spareEntryPath } from './spares.js';
 import { WorkerHealth } from './worker-health.js';
 import { WorkerReplacer } from './replacement.js';
 import { startControlServer, type ControlServer } from './control.js';
@@ -52,6 +53,8 @@ export class Master {
   private readonly systemd: SystemdNotifier | undefined;
   private readyReported = false;
   private health: WorkerHealth | undefined;
+  /** Warm spares for script builds (see `SparePool`); undefined when warm start is off or cannot apply. */
+  private spares: SparePool | undefined;
 
   /** `log` is the base logger: the master's lines get `role: 'master'`, its workers' `role: 'worker'`. */
   constructor(
@@ -100,6 +103,7 @@ export class Master {
     this.listeners = activated ?? (await bindAll(this.config.addresses));
     if (!activated) for (const listener of this.listeners) this.log.info({ address: listener.address, fd: listener.fd }, 'bound');
     await this.openControlSocket();
+    this.spares = this.createSparePool();
     const build = await this.readBuild();
     this.log.info(
       { addresses: this.addresses, workers: this.config.workers, buildId: build.buildId, kind: build.kind, binPath: this.entry.binPath },
@@ -182,6 +186,7 @@ export class Master {
       binPath: this.entry.binPath,
       generations,
       lastRestart: this.lastRestart,
+      spares: this.spares?.readyCount ?? 0,
       build: this.buildStatus(),
     };
   }
@@ -224,6 +229,8 @@ export class Master {
   private async performRestart(reason: string, known?: Build): Promise<RestartOutcome> {
     const outcome = await this.restartOnce(reason, known);
     this.lastRestart = { ...outcome, at: new Date().toISOString(), reason };
+    // restartRun is cleared after this settles; spares start then, unless another restart follows.
+    setImmediate(() => this.fillSpares());
     return outcome;
   }
 
@@ -268,7 +275,8 @@ export class Master {
     const env = workerEnvironment(this.entry, this.config, { generation: generation.number, buildId, listeners: this.listeners });
     const plain = this.entry.command;
     const { command, args } = workerCommand(this.entry, build);
-    this.log.debug({ generation: generation.number, command, args, listenFds: this.listeners.length }, 'spawning worker');
+    const spare = build.kind === 'script' ? this.spares?.take() : undefined;
+    this.log.debug({ generation: generation.number, command, args, listenFds: this.listeners.length, sparePid: spare?.pid }, 'spawning worker');
     const worker = new WorkerProcess(
       {
         command,
@@ -281,6 +289,7 @@ export class Master {
         restarts,
         stopSignal: plain?.stopSignal,
         readyDelay: plain?.readyDelay,
+        warm: spare && { child: spare, argv: warmStartArgv(this.entry) },
       },
       this.log,
       this.workerLog,
@@ -288,8 +297,41 @@ export class Master {
     generation.workers.add(worker);
     worker.on('restart', () => void this.restart(`requested by worker ${worker.pid}`));
     worker.once('exit', () => this.onWorkerExit(generation, worker));
-    worker.once('ready', () => this.reportFirstReady(generation));
+    worker.once('ready', () => {
+      this.reportFirstReady(generation);
+      this.fillSpares();
+    });
     return worker;
+  }
+
+  private createSparePool(): SparePool | undefined {
+    if (!this.config.warmStart || this.entry.command) return undefined;
+    const spareEntry = spareEntryPath();
+    if (!spareEntry) {
+      this.log.debug('warm start off: the spare entry script is not built (dist/worker/spare.js)');
+      return undefined;
+    }
+    const ignoredSignals: NodeJS.Signals[] = ['SIGINT', this.config.restartSignal];
+    return new SparePool(
+      this.config.workers,
+      () => ({
+        ...spareCommand(this.entry, spareEntry, ignoredSignals),
+        env: workerEnvironment(this.entry, this.config, { generation: 0, buildId: '', listeners: this.listeners }),
+        listenerFds: this.listeners.map((listener) => listener.fd),
+      }),
+      this.log,
+    );
+  }
+
+  /**
+   * Tops the spares up once the serving generation is all ready and no restart runs: a spare
+   * booting beside a starting generation would only slow it down.
+   */
+  private fillSpares(): void {
+    if (!this.spares || this.shuttingDown || this.restartRun !== undefined || !this.current) return;
+    if (this.current.build.kind !== 'script') return;
+    if (![...this.current.workers].every((worker) => worker.phase === 'ready')) return;
+    this.spares.fill();
   }
 
   /** systemd's READY=1 once every worker of the first generation serves (later ones: at restart done). */
@@ -383,6 +425,7 @@ export class Master {
     if (this.shuttingDown) {
       if (signal === 'SIGINT') {
         this.log.warn('second SIGINT: exiting now');
+        this.spares?.stop();
         for (const worker of this.liveWorkers()) worker.kill();
         this.closeListeners();
         this.exit(130);
@@ -393,6 +436,7 @@ export class Master {
     void this.systemd?.stopping();
     const workers = this.liveWorkers();
     this.shutdownController.abort();
+    this.spares?.stop();
     this.selfUpgrade?.stop();
     this.health?.stop();
     for (const timer of this.replacementTimers) clearTimeout(timer);

@@ -32,5 +32,7 @@ export interface MasterStatus {
   generations: GenerationStatus[];
   /** How the last restart ended, and when. */
   lastRestart: (RestartOutcome & { at: string; reason: string }) | undefined;
+  /** Warm spares booted and waiting to become the next workers (see the `warmStart` option). */
+  spares: number;
   build: BuildStatus;
 }

@@ -26,6 +26,16 @@ export function workerCommand(entry: Entry, { kind }: Build): { command: string;
   return { command: entry.execPath, args: [...workerExecArgv(entry.execArgv), entry.binPath, ...entry.args] };
 }
 
+/** How a warm spare of `entry` starts: node with the workers' flags, running the spare entry (see `SparePool`). */
+export function spareCommand(entry: Entry, spareEntry: string, ignoredSignals: readonly NodeJS.Signals[]): { command: string; args: string[] } {
+  return { command: entry.execPath, args: [...workerExecArgv(entry.execArgv), spareEntry, ignoredSignals.join(',')] };
+}
+
+/** What a warm spare runs as its main module to become a worker of `entry`: the argv node would see after its own flags. */
+export function warmStartArgv(entry: Entry): string[] {
+  return [entry.binPath, ...entry.args];
+}
+
 /** The environment of a worker: the contract's variables (section 3) over the master's own. */
 export function workerEnvironment(
   entry: Entry,

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger.js';
-import { asFailedMessage, asHeartbeatMessage, asLogMessage, isReadyMessage, isRestartMessage, type StopMessage } from '../protocol.js';
+import { asFailedMessage, asHeartbeatMessage, asLogMessage, isReadyMessage, isRestartMessage, type StartMessage, type StopMessage } from '../protocol.js';
 
 export type WorkerPhase = 'starting' | 'ready' | 'draining' | 'exited';
 
@@ -25,6 +25,11 @@ export interface WorkerSpec {
   stopSignal?: NodeJS.Signals | undefined;
   /** For a program that may never say it is ready: ms after which it counts as ready while it runs. */
   readyDelay?: number | undefined;
+  /**
+   * A warm spare to become this worker instead of spawning `command` (see `SparePool`): it is sent
+   * `env` and runs `argv` (the entry script and its arguments) as its main module.
+   */
+  warm?: { child: ChildProcess; argv: string[] } | undefined;
 }
 
 interface WorkerEvents {
@@ -79,8 +84,7 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
     this.restarts = spec.restarts;
     this.buildId = spec.buildId;
     this.stopSignal = spec.stopSignal;
-    const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...spec.listenerFds, 'ipc'];
-    this.child = spawn(spec.command, spec.args, { env: spec.env, stdio });
+    this.child = spec.warm ? this.startSpare(spec.warm, spec.env) : this.spawnChild(spec);
     const identity = { workerPid: this.child.pid, generation: spec.generation, buildId: spec.buildId };
     this.log = log.child(identity);
     this.workerLog = workerLog.child(identity);
@@ -105,11 +109,30 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
       }
     });
     this.child.on('message', (message) => this.onMessage(message));
-    this.log.info('worker started');
+    this.log.info(spec.warm ? { warm: true } : {}, 'worker started');
     if (spec.readyDelay !== undefined) {
       const readyDelay = spec.readyDelay;
       this.readyDelayTimer = setTimeout(() => this.becomeReady({ readyDelay }), readyDelay);
     }
+  }
+
+  private spawnChild(spec: WorkerSpec): ChildProcess {
+    const stdio: StdioOptions = ['ignore', 'inherit', 'inherit', ...spec.listenerFds, 'ipc'];
+    return spawn(spec.command, spec.args, { env: spec.env, stdio });
+  }
+
+  private startSpare(warm: { child: ChildProcess; argv: string[] }, env: NodeJS.ProcessEnv): ChildProcess {
+    const strings: Record<string, string> = {};
+    for (const [key, value] of Object.entries(env)) if (value !== undefined) strings[key] = value;
+    const start: StartMessage = { overseer: 'start', env: strings, argv: warm.argv };
+    warm.child.send(start, (error) => {
+      // The spare died between the pool's check and now: its 'exit' reports this worker's end.
+      if (error) {
+        this.failure = `the warm spare it was started from could not be reached: ${error.message}`;
+        this.kill();
+      }
+    });
+    return warm.child;
   }
 
   get pid(): number | undefined {
