@@ -72,8 +72,8 @@ export interface Config {
   /**
    * Keep one warm spare per worker: a node process that has booted and loaded overseer, waiting to
    * run the build at the next restart or crash replacement, so that a worker starts in about the
-   * time the program's own start-up takes. Each spare costs an idle node process (about 40 MB RSS,
-   * most of it shared with the workers). Applies to script builds started with `run()`; plain
+   * time the program's own start-up takes. Each spare is an idle node process: about 12 MB of
+   * memory of its own (PSS; its RSS of ~40 MB is mostly node's code, shared with the workers). Applies to script builds started with `run()`; plain
    * commands and native builds always start cold. Default true.
    */
   warmStart?: boolean;

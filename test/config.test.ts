@@ -13,6 +13,7 @@ describe('resolveConfig', () => {
       terminateTimeout: 30_000,
       readyTimeout: 30_000,
       workers: 1,
+      warmStart: true,
       required: false,
       noRestart: false,
       maxDrainingGenerations: 3,
@@ -45,6 +46,7 @@ describe('resolveConfig', () => {
     ['maxMemory with an unknown unit', { program, maxMemory: '512 MBs' }, /maxMemory must be a number of bytes or a size such as '512MB' or '2GB', got "512 MBs"/],
     ['maxMemory as bytes taken for megabytes', { program, maxMemory: 512 }, /maxMemory must be at least 1MB, got 512: give the size with its unit, such as '512MB'/],
     ['maxMemory negative', { program, maxMemory: '-5MB' }, /maxMemory must be a number of bytes or a size/],
+    ['warmStart as a string', { program, warmStart: 'no' }, /warmStart must be true or false, got "no"/],
     ['memoryCheckInterval 1', { program, memoryCheckInterval: 1 }, /memoryCheckInterval must be a number of milliseconds >= 10, got 1/],
   ];
   it.each(bad)('rejects %s with a ConfigError that names the option', (_name, config, message) => {

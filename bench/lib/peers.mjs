@@ -19,6 +19,12 @@ export const PEERS = [
   { key: 'overseer-2', name: 'overseer, 2 workers', kind: 'overseer', workers: 2 },
 ];
 
+/** overseer without warm spares (`warmStart: false`): every worker boots node from scratch. Restart time only. */
+export const COLD_PEERS = [
+  { key: 'overseer-1-cold', name: 'overseer, 1 worker, warmStart: false', kind: 'overseer', workers: 1, warmStart: false },
+  { key: 'overseer-2-cold', name: 'overseer, 2 workers, warmStart: false', kind: 'overseer', workers: 2, warmStart: false },
+];
+
 /** The build a server imports at start: `BUILD` names it; a broken one throws. */
 export class BuildFile {
   constructor(dir) {
@@ -70,8 +76,8 @@ export async function startBare(build, port) {
 }
 
 /** An overseer master; counts its restarts from its log. */
-async function startOverseer(build, workers) {
-  const child = spawnNode(server('overseer'), { BENCH_BUILD: build.path, BENCH_WORKERS: String(workers) });
+async function startOverseer(build, workers, warmStart = true) {
+  const child = spawnNode(server('overseer'), { BENCH_BUILD: build.path, BENCH_WORKERS: String(workers), BENCH_WARM_START: String(warmStart) });
   const log = { done: 0, abandoned: 0, drained: 0, warnings: {}, waiters: new Set() };
   const port = new Promise((resolve, reject) => {
     child.exited.then((how) => reject(new Error(`overseer exited (${how}) before it was ready`)));
@@ -134,7 +140,7 @@ export async function startPeer(peer) {
       };
     }
     if (peer.kind === 'overseer') {
-      const master = await startOverseer(build, peer.workers);
+      const master = await startOverseer(build, peer.workers, peer.warmStart);
       return {
         peer, build, port: master.port, counts, managerPid: master.child.pid, log: master.log,
         async restart() {

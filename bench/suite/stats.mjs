@@ -18,6 +18,33 @@ export function rssKb(pid) {
   return match ? Number(match[1]) : NaN;
 }
 
+/** `pid` and every process under it, children first found through /proc/<pid>/task/<pid>/children. */
+export function processTree(pid) {
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    try {
+      const children = readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, 'utf8').trim();
+      if (children) pids.push(...children.split(/\s+/).map(Number));
+    } catch { /* gone meanwhile */ }
+  }
+  return pids;
+}
+
+/**
+ * Proportional set size of `pid` and everything under it, in kB: memory a process shares with
+ * others (node's code, say) is split between them, so the sum is what the group costs the machine.
+ */
+export function treePssKb(pid) {
+  let total = 0;
+  for (const each of processTree(pid)) {
+    try {
+      const match = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${each}/smaps_rollup`, 'utf8'));
+      if (match) total += Number(match[1]);
+    } catch { /* gone meanwhile */ }
+  }
+  return total;
+}
+
 /** Samples the RSS of `pid` every 10 ms until stop(), which returns the samples in kB. */
 export function sampleRss(pid) {
   const samples = [];

@@ -26,9 +26,13 @@ export function workerCommand(entry: Entry, { kind }: Build): { command: string;
   return { command: entry.execPath, args: [...workerExecArgv(entry.execArgv), entry.binPath, ...entry.args] };
 }
 
-/** How a warm spare of `entry` starts: node with the workers' flags, running the spare entry (see `SparePool`). */
+/**
+ * How a warm spare of `entry` starts: node with the workers' flags, running the spare entry (see
+ * `SparePool`). The entry script and its arguments follow, unused, so that `ps` tells which
+ * program a spare (and the worker it becomes) belongs to.
+ */
 export function spareCommand(entry: Entry, spareEntry: string, ignoredSignals: readonly NodeJS.Signals[]): { command: string; args: string[] } {
-  return { command: entry.execPath, args: [...workerExecArgv(entry.execArgv), spareEntry, ignoredSignals.join(',')] };
+  return { command: entry.execPath, args: [...workerExecArgv(entry.execArgv), spareEntry, ignoredSignals.join(','), ...warmStartArgv(entry)] };
 }
 
 /** What a warm spare runs as its main module to become a worker of `entry`: the argv node would see after its own flags. */
