@@ -7,6 +7,7 @@
 //   BENCH_LONG_MS   the long request (10000)
 //   BENCH_ONLY      comma-separated sections: throughput,restarts,long,bad-build,restart-time,upgrade
 //   BENCH_OUT       file name under bench/ (results.md)
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -18,7 +19,7 @@ import { longRequestTable, measureLongRequest } from './suite/long-request.mjs';
 import { measureRestarts, restartsTable } from './suite/restarts.mjs';
 import { measureRestartTime, restartTimeTable } from './suite/restart-time.mjs';
 import { median, verdict } from './suite/stats.mjs';
-import { measureThroughput, throughputRatios, throughputTable } from './suite/throughput.mjs';
+import { CLIENTS, measureThroughput, throughputRatios, throughputTable } from './suite/throughput.mjs';
 
 const env = (name, fallback) => (process.env[name] ? Number(process.env[name]) : fallback);
 const DURATION = env('BENCH_DURATION', 30);
@@ -40,13 +41,19 @@ const log = (line) => process.stderr.write(`[${((Date.now() - started) / 1000).t
 const load = () => os.loadavg().map((v) => v.toFixed(2)).join(', ');
 const require = createRequire(import.meta.url);
 
+function wrkVersion() {
+  // `wrk --version` prints its banner and exits 1.
+  const result = spawnSync('wrk', ['--version'], { encoding: 'utf8' });
+  return result.error ? 'wrk not installed' : (result.stdout.split('\n')[0] ?? 'wrk').replace(/ \[.*\].*$/, '').trim();
+}
+
 function header(loadAtStart) {
   const cpus = os.cpus();
   return [
     '# Benchmarks',
     '',
     `- machine: ${cpus.length} cores, ${cpus[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; ${os.type()} ${os.release()} (${os.platform()}/${os.arch()})`,
-    `- Node ${process.version}; PM2 ${require('pm2/package.json').version}; autocannon ${require('autocannon/package.json').version}`,
+    `- Node ${process.version}; PM2 ${require('pm2/package.json').version}; autocannon ${require('autocannon/package.json').version}; ${wrkVersion()}`,
     `- date: ${new Date(started).toISOString()}; took ${Math.round((Date.now() - started) / 60_000)} min; load average (1, 5, 15 min) at the start ${loadAtStart}, at the end ${load()}`,
     `- the machine is shared: other jobs may have run at the same time`,
     `- PM2: cluster mode, \`wait_ready: true\`, \`listen_timeout: ${PM2_SETTINGS.listen_timeout}\` (its docs' example), \`kill_timeout: ${PM2_SETTINGS.kill_timeout}\` ` +
@@ -69,11 +76,12 @@ function goals(sections) {
       lines.push(`- 0 errors and still up after a bad build, ${r.peer.name}: ${verdict(r.during.failed === 0 && r.up)} (${r.during.failed} failed, ${r.up ? 'up' : 'down'})`);
     }
   }
-  if (sections.throughput) {
-    const ratios = throughputRatios(sections.throughput);
+  for (const client of CLIENTS) {
+    if (!sections.throughput?.[client.key]) continue;
+    const ratios = throughputRatios(sections.throughput[client.key]);
     for (const key of ['overseer-1', 'overseer-2']) {
       for (const [pattern, ratio] of Object.entries(ratios[key])) {
-        lines.push(`- steady throughput >= 0.97 x bare, ${key.replace('-', ', ')} worker(s), ${pattern}: ${verdict(ratio.median >= 0.97)} (${ratio.median.toFixed(3)}, rounds ${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})`);
+        lines.push(`- steady throughput >= 0.97 x bare (${client.key}), ${key.replace('-', ', ')} worker(s), ${pattern}: ${verdict(ratio.median >= 0.97)} (${ratio.median.toFixed(3)}, rounds ${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})`);
       }
     }
   }
@@ -96,9 +104,12 @@ try {
   let sectionLoad;
   const begin = () => { sectionLoad = load(); log(`load average ${sectionLoad}`); };
   if (wanted('throughput')) {
-    begin();
-    sections.throughput = await measureThroughput({ ...options, log });
-    section('Throughput, steady', throughputTable(sections.throughput, options));
+    sections.throughput = {};
+    for (const client of CLIENTS) {
+      begin();
+      sections.throughput[client.key] = await measureThroughput({ ...options, log, client });
+      section(`Throughput, steady, load from ${client.key}`, throughputTable(sections.throughput[client.key], { ...options, client }));
+    }
   }
   if (wanted('restarts')) {
     begin();

@@ -2,23 +2,35 @@
 // a rotating order) so that drift on a shared machine hits them all alike; each figure is the
 // median over rounds, each ratio the median of per-round ratios to bare Node in the same round.
 import { loadTest, PATTERNS } from '../lib/load.mjs';
+import { assertWrk, wrkTest } from '../lib/wrk.mjs';
 import { PEERS, startPeer } from '../lib/peers.mjs';
 import { median, ms, round } from './stats.mjs';
 
-export async function measureThroughput({ rounds, roundSeconds, log }) {
+/**
+ * The load generators the section runs, each through every round. wrk first: written in C, it
+ * leaves the servers most of the machine; autocannon (Node) needs about a core of the two here
+ * itself, which matters most where two workers want both cores.
+ */
+export const CLIENTS = [
+  { key: 'wrk', name: 'wrk (C, 1 thread)', run: wrkTest, check: assertWrk },
+  { key: 'autocannon', name: 'autocannon (Node)', run: loadTest, check: () => {} },
+];
+
+export async function measureThroughput({ rounds, roundSeconds, log, client }) {
+  client.check();
   const running = [];
   const results = {};
   try {
     for (const peer of PEERS) running.push(await startPeer(peer));
     for (const pattern of PATTERNS) {
-      for (const r of running) await loadTest(r.port, pattern, 2); // warm-up: JIT, connection setup
+      for (const r of running) await client.run(r.port, pattern, 2); // warm-up: JIT, connection setup
     }
     for (let i = 0; i < rounds; i++) {
       for (const pattern of PATTERNS) {
         const order = running.map((_, j) => running[(j + i) % running.length]);
         for (const r of order) {
-          log(`throughput round ${i + 1}/${rounds}, ${pattern.name}, ${r.peer.name} (${roundSeconds} s)`);
-          const result = await loadTest(r.port, pattern, roundSeconds);
+          log(`throughput with ${client.key}, round ${i + 1}/${rounds}, ${pattern.name}, ${r.peer.name} (${roundSeconds} s)`);
+          const result = await client.run(r.port, pattern, roundSeconds);
           ((results[r.peer.key] ??= {})[pattern.key] ??= []).push(result);
         }
       }
@@ -42,10 +54,10 @@ export function throughputRatios(results) {
   return ratios;
 }
 
-export function throughputTable(results, { rounds, roundSeconds, connections }) {
+export function throughputTable(results, { rounds, roundSeconds, connections, client }) {
   const ratios = throughputRatios(results);
   const lines = [
-    `Steady throughput: ${rounds} rounds of ${roundSeconds} s per peer and pattern, ${connections} connections, peers in turn within each round. ` +
+    `Steady throughput measured with ${client.name}: ${rounds} rounds of ${roundSeconds} s per peer and pattern, ${connections} connections, peers in turn within each round. ` +
       'req/s: median over rounds (min–max); ratio: median of each round\'s ratio to bare Node in that round (min–max); latencies: median over rounds.',
     '',
     '| peer | connection pattern | req/s | ratio to bare | p50 (ms) | p99 (ms) | errors |',
