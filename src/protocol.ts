@@ -33,6 +33,8 @@ export const PLAIN_READY_MESSAGE = 'ready';
 
 export type WorkerToMaster =
   | { overseer: 'ready' }
+  /** Draining: the worker's servers have closed their listeners and accept nothing more. */
+  | { overseer: 'stopped-accepting' }
   | { overseer: 'restart' }
   | { overseer: 'failed'; message: string }
   | HeartbeatMessage
@@ -81,6 +83,10 @@ function isOverseerMessage(message: unknown): message is { overseer: unknown } {
 
 export function isReadyMessage(message: unknown): boolean {
   return message === PLAIN_READY_MESSAGE || (isOverseerMessage(message) && message.overseer === 'ready');
+}
+
+export function isStoppedAcceptingMessage(message: unknown): boolean {
+  return isOverseerMessage(message) && message.overseer === 'stopped-accepting';
 }
 
 export function isRestartMessage(message: unknown): boolean {

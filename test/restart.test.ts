@@ -47,6 +47,24 @@ describe('restart with overlap', () => {
     expect((await get({ port })).headers['x-generation']).toBe('2');
   });
 
+  it("logs 'restart done' only once the old workers have closed their listeners: from then on only the new code accepts", async () => {
+    const app = new TestApp({ workers: 2 });
+    const { master, port } = await startServing(app);
+    await master.waitForLog('worker ready', { count: 2 });
+    master.signal('SIGUSR2');
+    await master.waitForLog('restart done');
+    // Each old worker logs 'drain begun' as it closes its listeners, then says so to the master,
+    // over the same channel: the master writes both lines before 'restart done'.
+    const order = master.logs.map((line) => `${line.msg}/${line.role}/${line.generation}`);
+    const done = order.indexOf('restart done/master/2');
+    const oldDrains = order.flatMap((entry, index) => (entry === 'drain begun/worker/1' ? [index] : []));
+    expect(oldDrains).toHaveLength(2);
+    for (const index of oldDrains) expect(index).toBeLessThan(done);
+    const generations = new Set<string>();
+    for (let i = 0; i < 20; i++) generations.add(String((await get({ port })).headers['x-generation']));
+    expect([...generations]).toEqual(['2']);
+  });
+
   const badStarts: Array<[Startup, RegExp]> = [
     ['throw', /program threw: boom at start/],
     ['exit', /exited with code 3 before it was ready/],

@@ -25,6 +25,9 @@ import { claimPidFile, type PidFile } from './pid-file.js';
 
 export type { Entry } from './worker-launch.js';
 
+/** How long a restart waits for the old workers to say they stopped accepting before it reports done anyway. */
+const STOPPED_ACCEPTING_WAIT_MS = 1000;
+
 /**
  * The long-lived process: owns the listening sockets, runs generations of workers on them,
  * replaces crashed workers, and hands over from one generation to the next without a gap.
@@ -262,7 +265,7 @@ export class Master {
     }
     const old = this.current;
     this.current = generation;
-    if (old) this.drain(old);
+    if (old) await this.drain(old);
     const durationMs = Date.now() - began;
     this.log.info({ generation: generation.number, buildId, durationMs, draining: this.draining.length }, 'restart done');
     this.readyReported = true;
@@ -391,7 +394,12 @@ export class Master {
     this.log.warn({ ...fields, reason: worker.describeExit() }, 'worker exited');
   }
 
-  private drain(generation: Generation): void {
+  /**
+   * Asks every worker of `generation` to drain. Resolves once each has said it accepts no more
+   * connections (so that "restart done" means only the new generation accepts), or after
+   * STOPPED_ACCEPTING_WAIT_MS for one too busy to say so; plain commands are not waited for.
+   */
+  private async drain(generation: Generation): Promise<void> {
     if (generation.size === 0) return;
     this.draining.push(generation);
     this.log.info(
@@ -406,6 +414,19 @@ export class Master {
         'drain forced: too many generations draining, killing the oldest',
       );
       for (const worker of oldest.workers) worker.kill();
+    }
+    const confirmations = [...generation.workers].filter((worker) => worker.stopSignal === undefined).map((worker) => worker.stoppedAccepting);
+    let timer: NodeJS.Timeout | undefined;
+    const confirmed = await Promise.race([
+      Promise.all(confirmations).then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.min(STOPPED_ACCEPTING_WAIT_MS, this.config.terminateTimeout)))),
+    ]);
+    clearTimeout(timer);
+    if (!confirmed) {
+      this.log.warn(
+        { generation: generation.number, waitedMs: STOPPED_ACCEPTING_WAIT_MS },
+        'old workers have not confirmed they stopped accepting (event loop busy?): they may take a few more connections',
+      );
     }
   }
 

@@ -1,7 +1,16 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger.js';
-import { asFailedMessage, asHeartbeatMessage, asLogMessage, isReadyMessage, isRestartMessage, type StartMessage, type StopMessage } from '../protocol.js';
+import {
+  asFailedMessage,
+  asHeartbeatMessage,
+  asLogMessage,
+  isReadyMessage,
+  isRestartMessage,
+  isStoppedAcceptingMessage,
+  type StartMessage,
+  type StopMessage,
+} from '../protocol.js';
 
 export type WorkerPhase = 'starting' | 'ready' | 'draining' | 'exited';
 
@@ -67,6 +76,12 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
   /** This worker replaces another and is not ready yet: if it exits now, the replacement failed, which is not a crash to replace. */
   pendingReplacement = false;
   readonly exited: Promise<WorkerExit>;
+  private confirmStoppedAccepting!: () => void;
+  /**
+   * Resolves once the worker, asked to stop, says it has closed its listeners (or has exited):
+   * from then on it takes no connection from the shared sockets. Plain commands never say it.
+   */
+  readonly stoppedAccepting = new Promise<void>((resolve) => (this.confirmStoppedAccepting = resolve));
   private readonly child: ChildProcess;
   private readonly log: Logger;
   /** Writes the lines this worker hands over (see `relayLogger`). */
@@ -94,6 +109,7 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
         clearTimeout(this.readyDelayTimer);
         this.phase = 'exited';
         this.exitInfo = { code, signal };
+        this.confirmStoppedAccepting();
         resolve(this.exitInfo);
         this.emit('exit', this.exitInfo);
       });
@@ -156,6 +172,8 @@ export class WorkerProcess extends EventEmitter<WorkerEvents> {
       this.becomeReady({});
     } else if (isRestartMessage(message)) {
       this.emit('restart');
+    } else if (isStoppedAcceptingMessage(message)) {
+      this.confirmStoppedAccepting();
     } else {
       const line = asLogMessage(message);
       if (line) this.workerLog[line.level](line.fields, line.msg);

@@ -99,13 +99,16 @@ export async function runWorker(config: ResolvedConfig, setup: WorkerSetup): Pro
       void exitAfterLogs(log, 0);
     }, ownDeadline(timeout));
     forced.unref();
+    // The servers close their listeners synchronously here (those served by hand, in the abort
+    // handlers above): from now on the new generation alone accepts, which the master waits to hear.
+    const drained = registry.drainAll();
+    sendToMaster({ overseer: 'stopped-accepting' });
     if (registry.size === 0) {
-      // The program listens by hand: it closes its servers when state.gracefulShutdown aborts,
-      // and the worker ends when nothing keeps its event loop alive (or at the deadline).
+      // The program listens by hand: the worker ends when nothing keeps its event loop alive (or at the deadline).
       process.channel?.unref();
       return;
     }
-    await registry.drainAll();
+    await drained;
     clearTimeout(forced);
     log.info({ reason, durationMs: Date.now() - began }, 'drain done');
     await exitAfterLogs(log, 0);
