@@ -81,7 +81,8 @@ function goals(sections) {
     const ratios = throughputRatios(sections.throughput[client.key]);
     for (const key of ['overseer-1', 'overseer-2']) {
       for (const [pattern, ratio] of Object.entries(ratios[key])) {
-        lines.push(`- steady throughput >= 0.97 x bare (${client.key}), ${key.replace('-', ', ')} worker(s), ${pattern}: ${verdict(ratio.median >= 0.97)} (${ratio.median.toFixed(3)}, rounds ${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)})`);
+        lines.push(`- steady throughput >= 0.97 x bare (${client.key}), ${key.replace('-', ', ')} worker(s), ${pattern}: ${verdict(ratio.median >= 0.97)} (${ratio.median.toFixed(3)}, rounds ${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)}; ` +
+          `CPU per request ${ratio.cpu.toFixed(3)} x bare's)`);
       }
     }
   }

@@ -1,4 +1,5 @@
 // Small helpers shared by the benchmark sections and their tables.
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 export const median = (values) => {
@@ -43,6 +44,27 @@ export function treePssKb(pid) {
     } catch { /* gone meanwhile */ }
   }
   return total;
+}
+
+let ticksPerSecond;
+
+/**
+ * CPU time (user + system, ms) `pid` and everything under it have used so far, from
+ * /proc/<pid>/stat: what a server spends on its requests, whatever else the machine runs.
+ */
+export function treeCpuMs(pid) {
+  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  let ticks = 0;
+  for (const each of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${each}/stat`, 'utf8');
+      // Fields after the command name, which sits in parentheses and may hold spaces: state is
+      // field 3, utime 14 and stime 15.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch { /* gone meanwhile */ }
+  }
+  return (ticks * 1000) / ticksPerSecond;
 }
 
 /** Samples the RSS of `pid` every 10 ms until stop(), which returns the samples in kB. */

@@ -4,7 +4,7 @@
 import { loadTest, PATTERNS } from '../lib/load.mjs';
 import { assertWrk, wrkTest } from '../lib/wrk.mjs';
 import { PEERS, startPeer } from '../lib/peers.mjs';
-import { median, ms, round } from './stats.mjs';
+import { median, ms, round, treeCpuMs } from './stats.mjs';
 
 /**
  * The load generators the section runs, each through every round. wrk first: written in C, it
@@ -30,7 +30,12 @@ export async function measureThroughput({ rounds, roundSeconds, log, client }) {
         const order = running.map((_, j) => running[(j + i) % running.length]);
         for (const r of order) {
           log(`throughput with ${client.key}, round ${i + 1}/${rounds}, ${pattern.name}, ${r.peer.name} (${roundSeconds} s)`);
+          // The server's side only (manager and workers, not the load generator): CPU per request
+          // tells a cost in the serving path apart from a machine that was busier in this round.
+          const serverPid = r.managerPid ?? r.pid;
+          const cpuBefore = treeCpuMs(serverPid);
           const result = await client.run(r.port, pattern, roundSeconds);
+          result.cpuUsPerRequest = ((treeCpuMs(serverPid) - cpuBefore) * 1000) / result.requests;
           ((results[r.peer.key] ??= {})[pattern.key] ??= []).push(result);
         }
       }
@@ -48,7 +53,11 @@ export function throughputRatios(results) {
       const mine = results[peer.key][pattern.key];
       const bare = results.bare[pattern.key];
       const perRound = mine.map((r, i) => r.rps / bare[i].rps);
-      (ratios[peer.key] ??= {})[pattern.key] = { median: median(perRound), min: Math.min(...perRound), max: Math.max(...perRound) };
+      const cpuPerRound = mine.map((r, i) => r.cpuUsPerRequest / bare[i].cpuUsPerRequest);
+      (ratios[peer.key] ??= {})[pattern.key] = {
+        median: median(perRound), min: Math.min(...perRound), max: Math.max(...perRound),
+        cpu: median(cpuPerRound), cpuMin: Math.min(...cpuPerRound), cpuMax: Math.max(...cpuPerRound),
+      };
     }
   }
   return ratios;
@@ -58,10 +67,12 @@ export function throughputTable(results, { rounds, roundSeconds, connections, cl
   const ratios = throughputRatios(results);
   const lines = [
     `Steady throughput measured with ${client.name}: ${rounds} rounds of ${roundSeconds} s per peer and pattern, ${connections} connections, peers in turn within each round. ` +
-      'req/s: median over rounds (min–max); ratio: median of each round\'s ratio to bare Node in that round (min–max); latencies: median over rounds.',
+      'req/s: median over rounds (min–max); ratio: median of each round\'s ratio to bare Node in that round (min–max); latencies: median over rounds. ' +
+      'CPU per request: user + system CPU time of the server\'s processes (manager and workers; not the load generator) in the round, divided by its requests, median over rounds, ' +
+      'and its ratio to bare Node\'s (median of per-round ratios, min–max): the cost of serving a request, which other jobs on the machine move much less than throughput.',
     '',
-    '| peer | connection pattern | req/s | ratio to bare | p50 (ms) | p99 (ms) | errors |',
-    '|---|---|---:|---:|---:|---:|---:|',
+    '| peer | connection pattern | req/s | ratio to bare | CPU per request (µs) | CPU ratio to bare | p50 (ms) | p99 (ms) | errors |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const pattern of PATTERNS) {
     for (const peer of PEERS) {
@@ -69,7 +80,8 @@ export function throughputTable(results, { rounds, roundSeconds, connections, cl
       const rps = runs.map((r) => r.rps);
       const ratio = ratios[peer.key][pattern.key];
       lines.push(`| ${peer.name} | ${pattern.name} | ${round(median(rps))} (${round(Math.min(...rps))}–${round(Math.max(...rps))}) | ` +
-        `${ratio.median.toFixed(3)} (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)}) | ${ms(median(runs.map((r) => r.p50)))} | ` +
+        `${ratio.median.toFixed(3)} (${ratio.min.toFixed(2)}–${ratio.max.toFixed(2)}) | ${median(runs.map((r) => r.cpuUsPerRequest)).toFixed(1)} | ` +
+        `${ratio.cpu.toFixed(3)} (${ratio.cpuMin.toFixed(2)}–${ratio.cpuMax.toFixed(2)}) | ${ms(median(runs.map((r) => r.p50)))} | ` +
         `${ms(median(runs.map((r) => r.p99)))} | ${runs.reduce((n, r) => n + r.errors, 0)} |`);
     }
   }
