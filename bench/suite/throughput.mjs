@@ -1,11 +1,11 @@
-// Steady throughput, every peer alive at once and loaded in turn: rounds alternate the peers (in
-// a rotating order) so that drift on a shared machine hits them all alike; each figure is the
-// median over rounds, each ratio the median of per-round ratios to bare Node in the same round.
+// Steady throughput, every peer alive at once and loaded in turn, with bare Node measured before
+// and after each other peer (bare, A, bare, B, bare, ...): each peer's ratio is to the mean of the
+// two bare runs around it, seconds apart, so that a shared machine's drift hits both sides alike.
+// Rounds rotate the order of the other peers; each figure is the median over rounds.
 import { loadTest, PATTERNS } from '../lib/load.mjs';
 import { assertWrk, wrkTest } from '../lib/wrk.mjs';
 import { PEERS, startPeer } from '../lib/peers.mjs';
 import { median, ms, round, treeCpuMs } from './stats.mjs';
-
 /**
  * The load generators the section runs, each through every round. wrk first: written in C, it
  * leaves the servers most of the machine; autocannon (Node) needs about a core of the two here
@@ -25,18 +25,30 @@ export async function measureThroughput({ rounds, roundSeconds, log, client }) {
     for (const pattern of PATTERNS) {
       for (const r of running) await client.run(r.port, pattern, 2); // warm-up: JIT, connection setup
     }
+    const [bare, ...others] = running;
+    const measure = async (r, pattern, label) => {
+      log(`throughput with ${client.key}, ${label}, ${pattern.name}, ${r.peer.name} (${roundSeconds} s)`);
+      // The server's side only (manager and workers, not the load generator): CPU per request
+      // tells a cost in the serving path apart from a machine that was busier in this round.
+      const serverPid = r.managerPid ?? r.pid;
+      const cpuBefore = treeCpuMs(serverPid);
+      const result = await client.run(r.port, pattern, roundSeconds);
+      result.cpuUsPerRequest = ((treeCpuMs(serverPid) - cpuBefore) * 1000) / result.requests;
+      return result;
+    };
     for (let i = 0; i < rounds; i++) {
       for (const pattern of PATTERNS) {
-        const order = running.map((_, j) => running[(j + i) % running.length]);
-        for (const r of order) {
-          log(`throughput with ${client.key}, round ${i + 1}/${rounds}, ${pattern.name}, ${r.peer.name} (${roundSeconds} s)`);
-          // The server's side only (manager and workers, not the load generator): CPU per request
-          // tells a cost in the serving path apart from a machine that was busier in this round.
-          const serverPid = r.managerPid ?? r.pid;
-          const cpuBefore = treeCpuMs(serverPid);
-          const result = await client.run(r.port, pattern, roundSeconds);
-          result.cpuUsPerRequest = ((treeCpuMs(serverPid) - cpuBefore) * 1000) / result.requests;
+        const label = `round ${i + 1}/${rounds}`;
+        let before = await measure(bare, pattern, label);
+        ((results.bare ??= {})[pattern.key] ??= []).push({ ...before, baseline: before });
+        for (const r of others.map((_, j) => others[(j + i) % others.length])) {
+          const result = await measure(r, pattern, label);
+          const after = await measure(bare, pattern, label);
+          results.bare[pattern.key].push({ ...after, baseline: after });
+          // The bare Node this run is compared with: the mean of the runs just before and after it.
+          result.baseline = { rps: (before.rps + after.rps) / 2, cpuUsPerRequest: (before.cpuUsPerRequest + after.cpuUsPerRequest) / 2 };
           ((results[r.peer.key] ??= {})[pattern.key] ??= []).push(result);
+          before = after;
         }
       }
     }
@@ -51,9 +63,8 @@ export function throughputRatios(results) {
   for (const peer of PEERS) {
     for (const pattern of PATTERNS) {
       const mine = results[peer.key][pattern.key];
-      const bare = results.bare[pattern.key];
-      const perRound = mine.map((r, i) => r.rps / bare[i].rps);
-      const cpuPerRound = mine.map((r, i) => r.cpuUsPerRequest / bare[i].cpuUsPerRequest);
+      const perRound = mine.map((r) => r.rps / r.baseline.rps);
+      const cpuPerRound = mine.map((r) => r.cpuUsPerRequest / r.baseline.cpuUsPerRequest);
       (ratios[peer.key] ??= {})[pattern.key] = {
         median: median(perRound), min: Math.min(...perRound), max: Math.max(...perRound),
         cpu: median(cpuPerRound), cpuMin: Math.min(...cpuPerRound), cpuMax: Math.max(...cpuPerRound),
@@ -66,10 +77,10 @@ export function throughputRatios(results) {
 export function throughputTable(results, { rounds, roundSeconds, connections, client }) {
   const ratios = throughputRatios(results);
   const lines = [
-    `Steady throughput measured with ${client.name}: ${rounds} rounds of ${roundSeconds} s per peer and pattern, ${connections} connections, peers in turn within each round. ` +
-      'req/s: median over rounds (min–max); ratio: median of each round\'s ratio to bare Node in that round (min–max); latencies: median over rounds. ' +
-      'CPU per request: user + system CPU time of the server\'s processes (manager and workers; not the load generator) in the round, divided by its requests, median over rounds, ' +
-      'and its ratio to bare Node\'s (median of per-round ratios, min–max): the cost of serving a request, which other jobs on the machine move much less than throughput.',
+    `Steady throughput measured with ${client.name}: ${rounds} rounds of ${roundSeconds} s per peer and pattern, ${connections} connections; within a round, bare Node runs before and after each other peer. ` +
+      'req/s: median over runs (min–max); ratio: median over rounds of the peer\'s req/s to the mean of the bare Node runs just before and after it (min–max); latencies: median over runs. ' +
+      'CPU per request: user + system CPU time of the server\'s processes (manager and workers; not the load generator) in the round, divided by its requests, median over runs, ' +
+      'and its ratio to bare Node\'s around it (median over rounds, min–max): the cost of serving a request, which other jobs on the machine move much less than throughput.',
     '',
     '| peer | connection pattern | req/s | ratio to bare | CPU per request (µs) | CPU ratio to bare | p50 (ms) | p99 (ms) | errors |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|',
