@@ -1,7 +1,7 @@
-// Steady throughput, every peer alive at once and loaded in turn, with bare Node measured before
-// and after each other peer (bare, A, bare, B, bare, ...): each peer's ratio is to the mean of the
-// two bare runs around it, seconds apart, so that a shared machine's drift hits both sides alike.
-// Rounds rotate the order of the other peers; each figure is the median over rounds.
+// Steady throughput, every peer alive at once and loaded in turn: rounds rotate the order of the
+// peers so that drift on a shared machine hits them all alike, and each run follows a warm-up of
+// its own (a peer that sat idle while the others ran must not start cold). Each figure is the
+// median over rounds, each ratio the median of per-round ratios to bare Node in the same round.
 import { loadTest, PATTERNS } from '../lib/load.mjs';
 import { assertWrk, wrkTest } from '../lib/wrk.mjs';
 import { PEERS, startPeer } from '../lib/peers.mjs';
@@ -25,9 +25,9 @@ export async function measureThroughput({ rounds, roundSeconds, log, client }) {
     for (const pattern of PATTERNS) {
       for (const r of running) await client.run(r.port, pattern, 2); // warm-up: JIT, connection setup
     }
-    const [bare, ...others] = running;
     const measure = async (r, pattern, label) => {
-      log(`throughput with ${client.key}, ${label}, ${pattern.name}, ${r.peer.name} (${roundSeconds} s)`);
+      log(`throughput with ${client.key}, ${label}, ${pattern.name}, ${r.peer.name} (1 s warm-up, ${roundSeconds} s)`);
+      await client.run(r.port, pattern, 1);
       // The server's side only (manager and workers, not the load generator): CPU per request
       // tells a cost in the serving path apart from a machine that was busier in this round.
       const serverPid = r.managerPid ?? r.pid;
@@ -38,17 +38,11 @@ export async function measureThroughput({ rounds, roundSeconds, log, client }) {
     };
     for (let i = 0; i < rounds; i++) {
       for (const pattern of PATTERNS) {
-        const label = `round ${i + 1}/${rounds}`;
-        let before = await measure(bare, pattern, label);
-        ((results.bare ??= {})[pattern.key] ??= []).push({ ...before, baseline: before });
-        for (const r of others.map((_, j) => others[(j + i) % others.length])) {
-          const result = await measure(r, pattern, label);
-          const after = await measure(bare, pattern, label);
-          results.bare[pattern.key].push({ ...after, baseline: after });
-          // The bare Node this run is compared with: the mean of the runs just before and after it.
-          result.baseline = { rps: (before.rps + after.rps) / 2, cpuUsPerRequest: (before.cpuUsPerRequest + after.cpuUsPerRequest) / 2 };
-          ((results[r.peer.key] ??= {})[pattern.key] ??= []).push(result);
-          before = after;
+        const round = {};
+        for (const r of running.map((_, j) => running[(j + i) % running.length])) round[r.peer.key] = await measure(r, pattern, `round ${i + 1}/${rounds}`);
+        for (const [key, result] of Object.entries(round)) {
+          result.baseline = round.bare;
+          ((results[key] ??= {})[pattern.key] ??= []).push(result);
         }
       }
     }
@@ -79,8 +73,8 @@ export function throughputTable(results, { rounds, roundSeconds, connections, cl
   const lines = [
     `Steady throughput measured with ${client.name}: ${rounds} rounds of ${roundSeconds} s per peer and pattern, ${connections} connections; within a round, bare Node runs before and after each other peer. ` +
       'req/s: median over runs (min–max); ratio: median over rounds of the peer\'s req/s to the mean of the bare Node runs just before and after it (min–max); latencies: median over runs. ' +
-      'CPU per request: user + system CPU time of the server\'s processes (manager and workers; not the load generator) in the round, divided by its requests, median over runs, ' +
-      'and its ratio to bare Node\'s around it (median over rounds, min–max): the cost of serving a request, which other jobs on the machine move much less than throughput.',
+      'CPU per request: user + system CPU time of the server\'s processes (manager and workers; not the load generator) in the round, divided by its requests, median over rounds, ' +
+      'and its ratio to bare Node\'s (median of per-round ratios, min–max): the cost of serving a request, which other jobs on the machine move much less than throughput.',
     '',
     '| peer | connection pattern | req/s | ratio to bare | CPU per request (µs) | CPU ratio to bare | p50 (ms) | p99 (ms) | errors |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|',
