@@ -71,8 +71,8 @@ export function throughputRatios(results) {
 export function throughputTable(results, { rounds, roundSeconds, connections, client }) {
   const ratios = throughputRatios(results);
   const lines = [
-    `Steady throughput measured with ${client.name}: ${rounds} rounds of ${roundSeconds} s per peer and pattern, ${connections} connections; within a round, bare Node runs before and after each other peer. ` +
-      'req/s: median over runs (min–max); ratio: median over rounds of the peer\'s req/s to the mean of the bare Node runs just before and after it (min–max); latencies: median over runs. ' +
+    `Steady throughput measured with ${client.name}: ${rounds} rounds of ${roundSeconds} s per peer and pattern, ${connections} connections, peers in turn within each round (rotating order), each run after a 1 s warm-up of its own. ` +
+      'req/s: median over rounds (min–max); ratio: median of each round\'s ratio to bare Node in that round (min–max); latencies: median over rounds. ' +
       'CPU per request: user + system CPU time of the server\'s processes (manager and workers; not the load generator) in the round, divided by its requests, median over rounds, ' +
       'and its ratio to bare Node\'s (median of per-round ratios, min–max): the cost of serving a request, which other jobs on the machine move much less than throughput.',
     '',
