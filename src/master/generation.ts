@@ -75,3 +75,18 @@ export function awaitGenerationReady(
     }
   });
 }
+
+/**
+ * Whether every worker of a draining `generation` said, within `waitMs`, that it accepts no more
+ * connections (or exited). Plain commands cannot say it and are not waited for.
+ */
+export async function awaitStoppedAccepting(generation: Generation, waitMs: number): Promise<boolean> {
+  const confirmations = [...generation.workers].filter((worker) => worker.stopSignal === undefined).map((worker) => worker.stoppedAccepting);
+  let timer: NodeJS.Timeout | undefined;
+  const confirmed = await Promise.race([
+    Promise.all(confirmations).then(() => true),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), waitMs))),
+  ]);
+  clearTimeout(timer);
+  return confirmed;
+}

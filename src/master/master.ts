@@ -3,7 +3,7 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { CrashBackoff } from './backoff.js';
 import { hashFile } from './build-id.js';
-import { awaitGenerationReady, Generation, type Build, type RestartOutcome } from './generation.js';
+import { awaitGenerationReady, awaitStoppedAccepting, Generation, type Build, type RestartOutcome } from './generation.js';
 import { bindAll, unlinkUnixSockets, type BoundListener } from './listeners.js';
 import { assertMasterInternals } from './node-internals.js';
 import { SystemdNotifier } from './sd-notify.js';
@@ -16,8 +16,8 @@ import { currentRelease } from './upgrade/archive.js';
 import { releaseLayoutOf, type ReleaseLayout } from './upgrade/layout.js';
 import { SelfUpgrade } from './upgrade/self-upgrade.js';
 import { WorkerProcess } from './worker-process.js';
-import { spareCommand, warmStartArgv, workerCommand, workerEnvironment, type Entry } from './worker-launch.js';
-import { SparePool, spareEntryPath } from './spares.js';
+import { warmStartArgv, workerCommand, workerEnvironment, type Entry } from './worker-launch.js';
+import { sparePoolFor, type SparePool } from './spares.js';
 import { WorkerHealth } from './worker-health.js';
 import { WorkerReplacer } from './replacement.js';
 import { startControlServer, type ControlServer } from './control.js';
@@ -309,21 +309,7 @@ export class Master {
 
   private createSparePool(): SparePool | undefined {
     if (!this.config.warmStart || this.entry.command) return undefined;
-    const spareEntry = spareEntryPath();
-    if (!spareEntry) {
-      this.log.debug('warm start off: the spare entry script is not built (dist/worker/spare.js)');
-      return undefined;
-    }
-    const ignoredSignals: NodeJS.Signals[] = ['SIGINT', this.config.restartSignal];
-    return new SparePool(
-      this.config.workers,
-      () => ({
-        ...spareCommand(this.entry, spareEntry, ignoredSignals),
-        env: workerEnvironment(this.entry, this.config, { generation: 0, buildId: '', listeners: this.listeners }),
-        listenerFds: this.listeners.map((listener) => listener.fd),
-      }),
-      this.log,
-    );
+    return sparePoolFor(this.entry, this.config, () => this.listeners, this.log);
   }
 
   /**
@@ -415,16 +401,10 @@ export class Master {
       );
       for (const worker of oldest.workers) worker.kill();
     }
-    const confirmations = [...generation.workers].filter((worker) => worker.stopSignal === undefined).map((worker) => worker.stoppedAccepting);
-    let timer: NodeJS.Timeout | undefined;
-    const confirmed = await Promise.race([
-      Promise.all(confirmations).then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.min(STOPPED_ACCEPTING_WAIT_MS, this.config.terminateTimeout)))),
-    ]);
-    clearTimeout(timer);
-    if (!confirmed) {
+    const waitMs = Math.min(STOPPED_ACCEPTING_WAIT_MS, this.config.terminateTimeout);
+    if (!(await awaitStoppedAccepting(generation, waitMs))) {
       this.log.warn(
-        { generation: generation.number, waitedMs: STOPPED_ACCEPTING_WAIT_MS },
+        { generation: generation.number, waitedMs: waitMs },
         'old workers have not confirmed they stopped accepting (event loop busy?): they may take a few more connections',
       );
     }

@@ -1,8 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { ResolvedConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { asSpareReadyMessage } from '../protocol.js';
+import type { BoundListener } from './listeners.js';
+import { spareCommand, workerEnvironment, type Entry } from './worker-launch.js';
 
 /** How to start one spare: node with the workers' flags, the spare entry, the listener fds. */
 export interface SpareLaunch {
@@ -138,4 +141,26 @@ export class SparePool {
     }
     this.spares.clear();
   }
+}
+
+/**
+ * The pool for `entry`'s workers: one spare per worker slot, started with the workers' flags,
+ * environment and listener fds. Undefined, logged at debug, when the spare entry is not built.
+ */
+export function sparePoolFor(entry: Entry, config: ResolvedConfig, listeners: () => readonly BoundListener[], log: Logger): SparePool | undefined {
+  const spareEntry = spareEntryPath();
+  if (!spareEntry) {
+    log.debug('warm start off: the spare entry script is not built (dist/worker/spare.js)');
+    return undefined;
+  }
+  const ignoredSignals: NodeJS.Signals[] = ['SIGINT', config.restartSignal];
+  return new SparePool(
+    config.workers,
+    () => ({
+      ...spareCommand(entry, spareEntry, ignoredSignals),
+      env: workerEnvironment(entry, config, { generation: 0, buildId: '', listeners: listeners() }),
+      listenerFds: listeners().map((listener) => listener.fd),
+    }),
+    log,
+  );
 }
