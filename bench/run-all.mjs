@@ -112,25 +112,17 @@ try {
       section(`Throughput, steady, load from ${client.key}`, throughputTable(sections.throughput[client.key], { ...options, client }));
     }
   }
-  if (wanted('restarts')) {
+  // The sections after throughput: each measured, then written as its table.
+  const SECTIONS = [
+    { only: 'restarts', key: 'restarts', title: 'Restarting every second under load', measure: measureRestarts, table: restartsTable },
+    { only: 'long', key: 'long', title: 'A long request across a restart', measure: measureLongRequest, table: longRequestTable },
+    { only: 'bad-build', key: 'badBuild', title: 'A restart to a build that throws at start', measure: measureBadBuild, table: badBuildTable },
+    { only: 'restart-time', key: 'restartTime', title: 'Restart time and manager memory', measure: measureRestartTime, table: restartTimeTable },
+  ];
+  for (const { only, key, title, measure, table } of SECTIONS.filter((entry) => wanted(entry.only))) {
     begin();
-    sections.restarts = await measureRestarts({ ...options, log });
-    section('Restarting every second under load', restartsTable(sections.restarts, options));
-  }
-  if (wanted('long')) {
-    begin();
-    sections.long = await measureLongRequest({ ...options, log });
-    section('A long request across a restart', longRequestTable(sections.long, options));
-  }
-  if (wanted('bad-build')) {
-    begin();
-    sections.badBuild = await measureBadBuild({ ...options, log });
-    section('A restart to a build that throws at start', badBuildTable(sections.badBuild, options));
-  }
-  if (wanted('restart-time')) {
-    begin();
-    sections.restartTime = await measureRestartTime({ ...options, log });
-    section('Restart time and manager memory', restartTimeTable(sections.restartTime, options));
+    sections[key] = await measure({ ...options, log });
+    section(title, table(sections[key], options));
   }
   if (wanted('upgrade')) {
     begin();
